@@ -1,0 +1,22 @@
+# The two commands README.md gives: `make series` and `make test`.
+# Each sets up what it needs first (a virtualenv in .venv with every extra,
+# and the Debian packages the lessons use where apt-get can install them).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup series test
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	touch $@
+
+setup: $(BIN)/.installed
+	bash scripts/install_system_packages.sh
+
+series: setup
+	$(BIN)/vae-teach run-notebooks --notebooks notebooks --out build
+
+test: setup
+	$(BIN)/python -m pytest

@@ -1,0 +1,190 @@
+"""The from-scratch NumPy VAE: every backward pass against centred differences in float64."""
+
+import numpy as np
+import pytest
+
+from vae_teach import elbo
+from vae_teach.interface import VAEConfig, VAEModel
+from vae_teach.numpy_vae import layers
+from vae_teach.numpy_vae.gradcheck import (
+    check_model_gradients,
+    numerical_gradient,
+    numerical_gradient_of_array,
+    relative_error,
+)
+from vae_teach.numpy_vae.model import NumpyVAE
+from vae_teach.numpy_vae.optim import Optimizer, adagrad, adam, sgd
+
+TOLERANCE = 1e-6  # the issue's bar for float64 centred differences; correct code gives ~1e-8
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(42)
+
+
+def assert_backward_matches(forward, backward, inputs, wrt, dout):
+    """Compare backward(dout, cache)[k] with centred differences of sum(forward(*inputs) * dout)."""
+    _, cache = forward(*inputs)
+    analytic = backward(dout, cache)
+    analytic = analytic if isinstance(analytic, tuple) else (analytic,)
+    for k in wrt:
+        numeric = numerical_gradient_of_array(lambda: forward(*inputs)[0], inputs[k], dout)
+        err = relative_error(numeric, analytic[k])
+        assert err < TOLERANCE, f"{forward.__name__}: gradient of input {k} off by relative {err:.1e}"
+
+
+def test_linear_backward(rng):
+    x, W, b = rng.normal(size=(4, 5)), rng.normal(size=(5, 3)), rng.normal(size=3)
+    assert_backward_matches(layers.linear_forward, layers.linear_backward, [x, W, b], [0, 1, 2],
+                            rng.normal(size=(4, 3)))
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh"])
+def test_activation_backward(rng, name):
+    forward, backward = layers.ACTIVATION_LAYERS[name]
+    x = rng.normal(size=(4, 6))
+    x[np.abs(x) < 1e-3] = 0.5  # keep relu's kink away from the finite-difference step
+    assert_backward_matches(forward, backward, [x], [0], rng.normal(size=(4, 6)))
+
+
+def test_sigmoid_bce_backward(rng):
+    logits = rng.normal(scale=3, size=(4, 7))
+    X = rng.uniform(size=(4, 7))
+    assert_backward_matches(layers.sigmoid_bce_forward, layers.sigmoid_bce_backward, [logits, X], [0],
+                            rng.normal(size=4))
+
+
+def test_sigmoid_bce_forward_is_the_negative_reference_log_likelihood(rng):
+    logits, X = rng.normal(scale=30, size=(3, 5)), rng.uniform(size=(3, 5))
+    nll, _ = layers.sigmoid_bce_forward(logits, X)
+    np.testing.assert_allclose(nll, -elbo.bernoulli_log_likelihood(X, logits), rtol=1e-12)
+
+
+def test_reparameterize_backward(rng):
+    mu, logvar, eps = rng.normal(size=(3, 2)), rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    assert_backward_matches(layers.reparameterize_forward, layers.reparameterize_backward,
+                            [mu, logvar, eps], [0, 1], rng.normal(size=(3, 2)))
+
+
+def test_gaussian_kl_backward_and_forward(rng):
+    mu, logvar = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    assert_backward_matches(layers.gaussian_kl_forward, layers.gaussian_kl_backward, [mu, logvar],
+                            [0, 1], rng.normal(size=3))
+    np.testing.assert_allclose(layers.gaussian_kl_forward(mu, logvar)[0], elbo.gaussian_kl(mu, logvar))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("scale", ["logvar", "logsigma"])
+@pytest.mark.parametrize("hidden_dims", [(6,), (6, 5)])
+def test_whole_elbo_gradient_through_reparameterisation_and_kl(rng, activation, scale, hidden_dims):
+    config = VAEConfig(input_dim=8, hidden_dims=hidden_dims, latent_dim=3, activation=activation, scale=scale)
+    model = NumpyVAE(config, seed=3, dtype=np.float64)
+    X = rng.uniform(size=(5, 8))
+    eps = rng.standard_normal((2, 5, 3))  # K = 2 samples of z per example
+    errors = check_model_gradients(model, X, eps)
+    assert set(errors) == set(model.params)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < TOLERANCE, f"gradient of {worst} off by relative {errors[worst]:.1e}"
+
+
+def test_gradient_check_catches_a_wrong_backward(rng, monkeypatch):
+    """The checker must fail a plausible bug: sigma used where sigma/2 belongs (logvar vs log sigma)."""
+    model = NumpyVAE(VAEConfig(input_dim=6, hidden_dims=(4,), latent_dim=2), seed=0, dtype=np.float64)
+    from vae_teach.numpy_vae import model as model_module
+
+    def wrong_backward(dz, cache):
+        sigma, eps = cache
+        return dz, dz * eps * sigma
+
+    monkeypatch.setattr(model_module, "reparameterize_backward", wrong_backward)
+    errors = check_model_gradients(model, rng.uniform(size=(4, 6)), rng.standard_normal((1, 4, 2)))
+    assert errors["logvar_W"] > 1e-3
+    assert errors["out_W"] < TOLERANCE  # the decoder's gradient does not go through the bug
+
+
+def test_gradient_check_refuses_float32():
+    model = NumpyVAE(VAEConfig(input_dim=4, hidden_dims=(3,), latent_dim=2), dtype=np.float32)
+    with pytest.raises(TypeError, match="float64"):
+        check_model_gradients(model, np.zeros((2, 4)), np.zeros((1, 2, 2)))
+    with pytest.raises(TypeError, match="float64"):
+        numerical_gradient(lambda: 0.0, np.zeros(3, dtype=np.float32))
+
+
+def test_model_elbo_matches_reference_maths(rng):
+    config = VAEConfig(input_dim=10, hidden_dims=(7,), latent_dim=3)
+    model = NumpyVAE(config, seed=1, dtype=np.float64)
+    X = rng.uniform(size=(6, 10))
+    eps = rng.standard_normal((4, 6, 3))
+    mu, logvar = model.encode(X)
+    expected = elbo.elbo_estimate(X, mu, logvar, eps, model.decode_logits)
+    np.testing.assert_allclose(model.elbo_with_noise(X, eps), expected, rtol=1e-12)
+    loss, _ = model.loss_and_grads(X, eps)
+    np.testing.assert_allclose(loss, -expected.mean(), rtol=1e-12)
+
+
+def test_protocol_shapes_dtypes_and_param_round_trip(rng):
+    config = VAEConfig(input_dim=10, hidden_dims=(7, 5), latent_dim=3)
+    model = NumpyVAE(config, seed=1)
+    assert isinstance(model, VAEModel)
+    X = rng.uniform(size=(6, 10))
+    mu, logvar = model.encode(X)
+    assert mu.shape == logvar.shape == (6, 3) and mu.dtype == np.float32
+    X_mean = model.decode(mu)
+    assert X_mean.shape == (6, 10) and X_mean.dtype == np.float32
+    assert np.all((X_mean > 0) & (X_mean < 1))
+    assert model.elbo(X, n_samples=3, seed=2).shape == (6,)
+    np.testing.assert_array_equal(model.elbo(X, seed=2), model.elbo(X, seed=2))
+
+    other = NumpyVAE(config, seed=99, dtype=np.float64)
+    other.set_params(model.get_params())
+    np.testing.assert_allclose(other.elbo(X, seed=2), model.elbo(X, seed=2), rtol=1e-5)
+    params = model.get_params()
+    params["mu_W"] = params["mu_W"][:, :2]
+    with pytest.raises(ValueError, match=r"'mu_W' has shape \(5, 2\), expected \(5, 3\)"):
+        other.set_params(params)
+    with pytest.raises(ValueError, match="eps must have shape"):
+        model.elbo_with_noise(X, np.zeros((1, 5, 3)))
+
+
+def test_sgd_with_l2_is_weight_decay():
+    w, dw = np.array([1.0, -2.0]), np.array([0.5, 0.5])
+    sgd(w, dw, {"lr": 0.1, "l2": 0.01})
+    np.testing.assert_allclose(w, [1.0 - 0.1 * (0.5 + 0.01), -2.0 - 0.1 * (0.5 - 0.02)])
+
+
+def test_adam_first_step_moves_each_weight_by_lr():
+    """After one step m/sqrt(v) = sign(g) once the bias is corrected, so |step| = lr (up to eps)."""
+    w, dw = np.zeros(3), np.array([1e-3, -5.0, 2.0])
+    config = adam(w, dw, {"lr": 0.01})
+    np.testing.assert_allclose(w, -0.01 * np.sign(dw), rtol=1e-4)
+    assert config["t"] == 1
+
+
+def test_adagrad_accumulates_squared_gradients():
+    w = np.zeros(2)
+    config = adagrad(w, np.array([3.0, 4.0]), {"lr": 1.0})
+    adagrad(w, np.array([4.0, 3.0]), config)
+    np.testing.assert_allclose(config["sum_sq"], [25.0, 25.0])
+    np.testing.assert_allclose(w, [-1 - 4 / 5, -1 - 3 / 5], rtol=1e-9)
+
+
+def test_adam_moment_floor_keeps_moments_of_dead_pixels_at_zero():
+    w = np.zeros(2, dtype=np.float32)
+    config = {"lr": 1e-3, "moment_floor": 1e-30}
+    adam(w, np.array([1e-20, 1.0], dtype=np.float32), config)
+    for _ in range(200):  # the first entry's gradient is now exactly zero, so m decays by 0.9 a step
+        adam(w, np.array([0.0, 1.0], dtype=np.float32), config)
+    assert config["m"][0] == 0 and config["v"][0] == 0
+    tiny = np.finfo(np.float32).tiny  # the smallest normal float32
+    assert np.all((np.abs(config["m"]) >= tiny) | (config["m"] == 0)), "a subnormal moment survived"
+
+
+def test_optimizer_rejects_unknown_rule_and_updates_in_place():
+    with pytest.raises(ValueError, match="choose one of"):
+        Optimizer("rmsprop")
+    params = {"a": np.ones(2)}
+    before = params["a"]
+    Optimizer("sgd", lr=0.5).step(params, {"a": np.ones(2)})
+    assert params["a"] is before
+    np.testing.assert_allclose(before, [0.5, 0.5])

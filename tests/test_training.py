@@ -1,0 +1,81 @@
+"""The shared epoch loop, the NumPy training function, and the history file."""
+
+import math
+
+import numpy as np
+import pytest
+
+from vae_teach.data import load_dataset
+from vae_teach.interface import VAEConfig
+from vae_teach.numpy_vae import NumpyVAE, train
+from vae_teach.training import History, TrainingDivergedError, fit
+
+
+def test_fit_visits_every_example_once_per_epoch_in_a_seeded_order():
+    X = np.arange(10, dtype=float)[:, None] / 10
+    seen = []
+    history = fit(lambda B: seen.append(B[:, 0].copy()) or 1.0, X, epochs=2, batch_size=4, lr=0.1,
+                  seed=3, progress=False)
+    assert [len(b) for b in seen] == [4, 4, 2, 4, 4, 2]
+    for epoch in (seen[:3], seen[3:]):
+        np.testing.assert_array_equal(np.sort(np.concatenate(epoch)), X[:, 0])
+    assert not np.array_equal(np.concatenate(seen[:3]), np.concatenate(seen[3:])), "same order twice"
+    again = []
+    fit(lambda B: again.append(B[:, 0].copy()) or 1.0, X, epochs=2, batch_size=4, lr=0.1, seed=3,
+        progress=False)
+    np.testing.assert_array_equal(np.concatenate(seen), np.concatenate(again))
+    assert history.epoch == [1, 2] and len(history.step_loss) == 6 and history.train_elbo == [-1.0, -1.0]
+
+
+def test_fit_records_test_elbo_each_epoch_and_weights_the_train_elbo_by_batch_size():
+    X = np.zeros((5, 2))
+    losses = iter([1.0, 4.0, 1.0, 4.0])  # batches of 4 then 1
+    calls = []
+    history = fit(lambda B: next(losses), X, epochs=2, batch_size=4, lr=0.1, progress=False,
+                  evaluate=lambda: calls.append(1) or -7.0)
+    assert history.train_elbo == pytest.approx([-(4 * 1 + 1 * 4) / 5] * 2)
+    assert history.test_elbo == [-7.0, -7.0] and len(calls) == 2
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_fit_stops_on_a_non_finite_loss_naming_step_and_learning_rate(bad):
+    losses = iter([3.0, 2.0, bad, 1.0])
+    with pytest.raises(TrainingDivergedError, match=r"at step 3 \(epoch 2\) with learning rate 0.5"):
+        fit(lambda B: next(losses), np.zeros((4, 3)), epochs=3, batch_size=2, lr=0.5, progress=False)
+
+
+def test_fit_binarizes_dynamically_with_fresh_draws_each_epoch():
+    X = np.full((200, 5), 0.3)
+    batches = []
+    fit(lambda B: batches.append(B) or 0.0, X, epochs=2, batch_size=200, lr=1.0, binarize="dynamic",
+        progress=False)
+    assert set(np.unique(np.concatenate(batches))) == {0.0, 1.0}
+    assert abs(batches[0].mean() - 0.3) < 0.05
+    assert not np.array_equal(batches[0], batches[1])
+    with pytest.raises(ValueError, match="binarize must be one of"):
+        fit(lambda B: 0.0, X, epochs=1, batch_size=10, lr=1.0, binarize="sometimes", progress=False)
+
+
+def test_history_round_trips_through_json(tmp_path):
+    history = History(step_loss=[3.0, 2.5], epoch=[1], train_elbo=[-2.75], test_elbo=[-2.9],
+                      seconds=[0.1], examples_per_second=[40.0])
+    history.save(tmp_path / "h.json")
+    assert History.load(tmp_path / "h.json") == history
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_numpy_training_raises_the_elbo_on_real_digits():
+    data = load_dataset("mnist-5k")
+    model = NumpyVAE(VAEConfig(input_dim=784, hidden_dims=(64,), latent_dim=4), seed=0)
+    history = train(model, data.X_train[:1000], epochs=4, batch_size=50, X_test=data.X_test[:200],
+                    seed=0, progress=False)
+    assert history.test_elbo[-1] > history.test_elbo[0] + 20, history.test_elbo
+    assert history.train_elbo[-1] > -250, "4 epochs of Adam should get below 250 nats per image"
+    assert model.params["out_W"].dtype == np.float32
+
+
+def test_numpy_training_diverges_loudly_with_a_huge_learning_rate():
+    X = load_dataset("mnist-5k").X_train[:200]
+    model = NumpyVAE(VAEConfig(input_dim=784, hidden_dims=(32,), latent_dim=2), seed=0)
+    with pytest.raises(TrainingDivergedError, match="learning rate 1e\\+06"):
+        train(model, X, epochs=5, batch_size=50, optimizer="sgd", lr=1e6, progress=False)

@@ -1,0 +1,161 @@
+"""The ``vae-teach`` command: train a model, list the datasets, run the notebook series.
+
+    vae-teach train --backend numpy --dataset mnist-5k --latent-dim 2 --epochs 50 --out runs/mnist2d
+    vae-teach datasets
+    vae-teach run-notebooks --out build
+    vae-teach student-notebooks OUT_DIR
+
+Nothing runs on import; ``main`` parses the arguments and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _write_npz_atomically(path: Path, arrays: dict) -> None:
+    import numpy as np
+
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def cmd_train(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from vae_teach import plotting
+    from vae_teach.backends import make_model, trainer
+    from vae_teach.data import load_dataset
+    from vae_teach.evaluate import dataset_elbo
+    from vae_teach.interface import VAEConfig
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(args.dataset, path=args.data_path, download=args.download)
+    config = VAEConfig(input_dim=data.X_train.shape[1], hidden_dims=tuple(args.hidden),
+                       latent_dim=args.latent_dim, activation=args.activation, scale=args.scale)
+    model = make_model(args.backend, config, seed=args.seed)
+    print(f"training a {args.backend} VAE {config.input_dim}-{'-'.join(map(str, config.hidden_dims))}-"
+          f"{config.latent_dim} ({config.activation}) on {data.name}: {len(data.X_train)} train, "
+          f"{len(data.X_test)} test images from {data.source}")
+    start = time.perf_counter()
+    history = trainer(args.backend)(
+        model, data.X_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+        lr=args.lr, l2=args.l2, seed=args.seed, X_test=data.X_test, binarize=args.binarize,
+        progress=not args.quiet)
+    wall = time.perf_counter() - start
+    final_test_elbo = float(np.mean(dataset_elbo(model, data.X_test, n_samples=1, seed=0)))
+
+    params = model.get_params()
+    _write_npz_atomically(out / "params.npz", params)
+    history.save(out / "history.json")
+    summary = {
+        "backend": args.backend, "dataset": data.name, "config": config.to_dict(),
+        "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer,
+        "lr": args.lr, "l2": args.l2, "seed": args.seed, "binarize": args.binarize,
+        "wall_seconds": wall,
+        "median_examples_per_second": float(np.median(history.examples_per_second)) if args.epochs else None,
+        "test_elbo_nats_per_image": final_test_elbo,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+    _save_figure(plotting.loss_curves({args.backend: history}), out / "loss_curves.png")
+    _save_figure(plotting.reconstructions(model, data.X_test[:10], data.image_shape), out / "reconstructions.png")
+    _save_figure(plotting.prior_samples(model, data.image_shape, n=100, seed=args.seed), out / "prior_samples.png")
+    if config.latent_dim >= 2:
+        _save_figure(plotting.latent_scatter(model, data.X_test, data.y_test), out / "latent_scatter.png")
+    if config.latent_dim == 2:
+        _save_figure(plotting.manifold_2d(model, data.image_shape, n=20), out / "manifold.png")
+
+    print(f"done in {wall:.1f} s ({summary['median_examples_per_second'] or 0:.0f} examples/s, median "
+          f"over epochs); test ELBO {final_test_elbo:.2f} nats per image")
+    print(f"wrote params.npz, history.json, summary.json and figures to {out}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from vae_teach.data import dataset_status
+
+    for record in dataset_status():
+        state = "found" if record.found else "missing"
+        print(f"{record.name:14s} {state:8s} {record.detail}")
+    return 0
+
+
+def cmd_run_notebooks(args) -> int:
+    from vae_teach.series import run_series
+
+    runs = run_series(args.notebooks, args.out, timeout=args.timeout, only=args.only)
+    total = sum(r.seconds for r in runs)
+    print(f"\nexecuted {len(runs)} notebooks in {total:.0f} s; HTML in {Path(args.out).resolve()}")
+    print("open them in a browser, or work through the lessons interactively with:")
+    print(f"    .venv/bin/jupyter lab {Path(args.notebooks)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vae-teach", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a VAE and write params, history and figures")
+    train.add_argument("--backend", choices=["numpy", "pytensor", "torch"], default="numpy")
+    train.add_argument("--dataset", default="mnist-5k")
+    train.add_argument("--data-path", default=None, help="a folder holding the dataset's files")
+    train.add_argument("--download", action="store_true", help="download the dataset if not found")
+    train.add_argument("--latent-dim", type=int, default=2)
+    train.add_argument("--hidden", type=int, nargs="+", default=[500],
+                       help="encoder hidden sizes (the decoder uses them reversed)")
+    train.add_argument("--activation", choices=["relu", "tanh"], default="relu")
+    train.add_argument("--scale", choices=["logvar", "logsigma"], default="logvar")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=100)
+    train.add_argument("--optimizer", choices=["sgd", "adagrad", "adam"], default="adam")
+    train.add_argument("--lr", type=float, default=None, help="learning rate (the optimiser's default if unset)")
+    train.add_argument("--l2", type=float, default=0.0, help="L2 weight decay")
+    train.add_argument("--binarize", choices=["static", "dynamic"], default=None)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", required=True, help="output folder")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+
+    datasets = sub.add_parser("datasets", help="list each dataset and where it was found, or why not")
+    datasets.set_defaults(func=cmd_datasets)
+
+    run = sub.add_parser("run-notebooks", help="execute the series headless and write HTML")
+    run.add_argument("--notebooks", default="notebooks")
+    run.add_argument("--out", default="build")
+    run.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    run.add_argument("--only", nargs="*", default=None, help="run only lessons whose names contain these")
+    run.set_defaults(func=cmd_run_notebooks)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, ImportError, FloatingPointError) as exc:
+        # Bad input and missing data or packages: say what was wrong, no traceback.
+        print(f"vae-teach {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Layers of the from-scratch VAE, as pure forward/backward pairs.
+
+Each ``*_forward`` returns ``(out, cache)``; the matching ``*_backward`` takes
+the upstream gradient ``dout`` (same shape as ``out``) and the cache, and
+returns the gradients of the forward's inputs, in order. Nothing is stored on
+objects, so every pair can be checked alone with ``gradcheck``.
+
+Defined in notebook 03, where each backward pass is derived by hand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def linear_forward(x, W, b):
+    """out = x @ W + b.
+
+    Inputs: x: (N, D_in); W: (D_in, D_out); b: (D_out,).
+    Returns: out: (N, D_out), cache.
+    """
+    return x @ W + b, (x, W)
+
+
+def linear_backward(dout, cache):
+    """Inputs: dout: (N, D_out). Returns: dx (N, D_in), dW (D_in, D_out), db (D_out,)."""
+    x, W = cache
+    return dout @ W.T, x.T @ dout, dout.sum(axis=0)
+
+
+def relu_forward(x):
+    """out = max(x, 0), elementwise. Returns: out (same shape as x), cache."""
+    out = np.maximum(x, 0)
+    return out, out
+
+
+def relu_backward(dout, cache):
+    """The gradient passes where the output was positive."""
+    out = cache
+    return dout * (out > 0)
+
+
+def tanh_forward(x):
+    """out = tanh(x), elementwise. Returns: out, cache."""
+    out = np.tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, cache):
+    """d tanh(x)/dx = 1 - tanh(x)^2."""
+    out = cache
+    return dout * (1 - out * out)
+
+
+ACTIVATION_LAYERS = {
+    "relu": (relu_forward, relu_backward),
+    "tanh": (tanh_forward, tanh_backward),
+}
+
+
+def sigmoid_bce_forward(logits, X):
+    """Bernoulli negative log-likelihood from logits, summed over pixels.
+
+    nll_n = sum_d softplus(a_nd) - x_nd * a_nd, which is the binary
+    cross-entropy between X and sigmoid(a), computed without log(0).
+
+    Inputs: logits: (N, D); X: (N, D) in [0, 1].
+    Returns: nll: (N,) nats, cache.
+    """
+    abs_a = np.abs(logits)
+    e = np.exp(-abs_a)                                    # in (0, 1]: never overflows
+    nll = np.sum(np.maximum(logits, 0) - X * logits + np.log1p(e), axis=1)
+    return nll, (logits, X, e)
+
+
+def sigmoid_bce_backward(dout, cache):
+    """Inputs: dout: (N,). Returns: dlogits (N, D) = dout * (sigmoid(a) - x).
+
+    Only the logits get a gradient; the data X is not a parameter.
+    """
+    logits, X, e = cache
+    prob = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))   # sigmoid(a), stably
+    return dout[:, None] * (prob - X)
+
+
+def reparameterize_forward(mu, logvar, eps):
+    """z = mu + exp(0.5 * logvar) * eps: the reparameterisation step.
+
+    Inputs: mu, logvar: (N, L); eps: (N, L) standard normal, drawn outside so
+    that the step is a deterministic function of (mu, logvar).
+    Returns: z: (N, L), cache.
+    """
+    sigma = np.exp(0.5 * logvar)
+    return mu + sigma * eps, (sigma, eps)
+
+
+def reparameterize_backward(dz, cache):
+    """Returns: dmu = dz; dlogvar = dz * eps * sigma / 2 (since dsigma/dlogvar = sigma/2)."""
+    sigma, eps = cache
+    return dz, dz * eps * (0.5 * sigma)
+
+
+def gaussian_kl_forward(mu, logvar):
+    """KL(N(mu, sigma^2) || N(0, I)) per example, in closed form.
+
+    kl_n = 1/2 sum_l (exp(logvar) + mu^2 - 1 - logvar).
+    Inputs: mu, logvar: (N, L). Returns: kl: (N,) nats, cache.
+    """
+    var = np.exp(logvar)
+    kl = 0.5 * np.sum(var + mu * mu - 1 - logvar, axis=1)
+    return kl, (mu, var)
+
+
+def gaussian_kl_backward(dout, cache):
+    """Inputs: dout: (N,). Returns: dmu = dout * mu; dlogvar = dout * (sigma^2 - 1) / 2."""
+    mu, var = cache
+    d = dout[:, None]
+    return d * mu, d * (0.5 * (var - 1))

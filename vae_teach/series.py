@@ -1,0 +1,98 @@
+"""Run the notebook series headless and write each executed lesson as HTML.
+
+The source notebooks are never modified: each one is read, executed in a
+fresh kernel with its own folder as the working directory, and written to
+``out_dir`` as ``NAME.html`` (and the executed ``NAME.ipynb``), each file
+written whole to a temporary name first and then renamed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LessonRun:
+    """One executed notebook: where it came from, where its HTML went, how long it took."""
+
+    notebook: Path
+    html: Path
+    seconds: float
+
+
+def lesson_paths(notebook_dir) -> list[Path]:
+    """The lessons in order: ``NN_name.ipynb`` files sorted by name."""
+    notebook_dir = Path(notebook_dir)
+    if not notebook_dir.is_dir():
+        raise FileNotFoundError(
+            f"no notebook folder at {notebook_dir.resolve()}; run from the repository root or pass "
+            "--notebooks PATH."
+        )
+    paths = sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"no lessons (NN_name.ipynb) in {notebook_dir.resolve()}.")
+    return paths
+
+
+def execute_notebook(path: Path, timeout: int = 600, kernel_name: str = "python3"):
+    """Execute a copy of the notebook at ``path`` in a fresh kernel; return the executed copy."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name,
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    return nb
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def run_series(notebook_dir="notebooks", out_dir="build", timeout: int = 600, only=None,
+               log=print) -> list[LessonRun]:
+    """Execute every lesson (or those whose names contain a string in ``only``) and export HTML.
+
+    A lesson that fails stops the run with its error; the lessons before it
+    are already written to ``out_dir``.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    exporter = HTMLExporter()
+    runs = []
+    for path in lesson_paths(notebook_dir):
+        if only and not any(key in path.name for key in only):
+            continue
+        log(f"running {path.name} ...")
+        start = time.perf_counter()
+        nb = execute_notebook(path, timeout=timeout)
+        seconds = time.perf_counter() - start
+        html, _ = exporter.from_notebook_node(nb)
+        html_path = out_dir / (path.stem + ".html")
+        _write_atomically(html_path, html)
+        _write_atomically(out_dir / path.name, nbformat.writes(nb))
+        log(f"  done in {seconds:.0f} s -> {html_path}")
+        runs.append(LessonRun(path, html_path, seconds))
+    return runs
+
+
+def watermark(packages=("numpy", "scipy", "matplotlib", "pytensor", "torch", "vae_teach")) -> str:
+    """One line of versions, for the closing cell of every lesson: what this run used."""
+    import platform
+    from importlib import metadata
+
+    parts = [f"Python {platform.python_version()}"]
+    for name in packages:
+        try:
+            parts.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{name} (not installed)")
+    return " | ".join(parts)
