@@ -110,6 +110,17 @@ def cmd_run_notebooks(args) -> int:
     return 0
 
 
+def cmd_student_notebooks(args) -> int:
+    from vae_teach.student import write_student_notebooks
+
+    written = write_student_notebooks(args.notebooks, args.out_dir)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"{len(written)} student notebooks: solutions replaced by `raise NotImplementedError()`, "
+          "outputs cleared.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vae-teach", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -144,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     run.add_argument("--only", nargs="*", default=None, help="run only lessons whose names contain these")
     run.set_defaults(func=cmd_run_notebooks)
+
+    student = sub.add_parser("student-notebooks",
+                             help="write the lessons with their exercise solutions taken out")
+    student.add_argument("out_dir", help="where to write the student notebooks")
+    student.add_argument("--notebooks", default="notebooks", help="the solution notebooks")
+    student.set_defaults(func=cmd_student_notebooks)
     return parser
 
 
