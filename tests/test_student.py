@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from vae_teach.cli import main
-from vae_teach.student import MarkerError, strip_solutions, student_version, write_student_notebooks
+from vae_teach.student import MarkerError, strip_solutions, write_student_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION_CELL = '''def kl(mu, logvar):

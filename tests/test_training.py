@@ -77,5 +77,5 @@ def test_numpy_training_raises_the_elbo_on_real_digits():
 def test_numpy_training_diverges_loudly_with_a_huge_learning_rate():
     X = load_dataset("mnist-5k").X_train[:200]
     model = NumpyVAE(VAEConfig(input_dim=784, hidden_dims=(32,), latent_dim=2), seed=0)
-    with pytest.raises(TrainingDivergedError, match="learning rate 1e\\+06"):
+    with np.errstate(all="ignore"), pytest.raises(TrainingDivergedError, match="learning rate 1e\\+06"):
         train(model, X, epochs=5, batch_size=50, optimizer="sgd", lr=1e6, progress=False)

@@ -18,7 +18,7 @@ from vae_teach.interface import VAEConfig, VAEModel
 BACKENDS = {
     "numpy": ("vae_teach.numpy_vae", "NumpyVAE", "it needs only numpy"),
     "pytensor": ("vae_teach.pytensor_vae", "PytensorVAE", "pip install 'vae_teach[pytensor]'"),
-    "torch": ("vae_teach.torch_vae", "TorchVAE", "pip install 'vae_teach[torch]'"),
+    "torch": ("vae_teach.torch_vae", "TorchModel", "pip install 'vae_teach[torch]'"),
 }
 
 

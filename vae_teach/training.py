@@ -27,6 +27,15 @@ class TrainingDivergedError(FloatingPointError):
     """The loss became NaN or infinite; the message names the step and the learning rate."""
 
 
+def check_finite(loss: float, step: int, epoch: int, lr: float) -> None:
+    """Raise ``TrainingDivergedError`` if ``loss`` is NaN or infinite, naming step and learning rate."""
+    if not math.isfinite(loss):
+        raise TrainingDivergedError(
+            f"the loss became {loss} at step {step} (epoch {epoch}) with learning rate {lr:g}. "
+            f"Lower the learning rate (try {lr / 10:g}), or check the data is scaled to [0, 1]."
+        )
+
+
 @dataclass
 class History:
     """What a training run measured. ELBOs in nats per image (higher is better).
@@ -96,12 +105,7 @@ def fit(
             for X_batch in minibatches(X_epoch, batch_size, rng):
                 loss = float(step(X_batch))
                 global_step += 1
-                if not math.isfinite(loss):
-                    raise TrainingDivergedError(
-                        f"the loss became {loss} at step {global_step} (epoch {epoch}) with "
-                        f"learning rate {lr:g}. Lower the learning rate (try {lr / 10:g}), "
-                        "or check the data is scaled to [0, 1]."
-                    )
+                check_finite(loss, global_step, epoch, lr)
                 history.step_loss.append(loss)
                 epoch_losses.append(loss)
                 epoch_sizes.append(len(X_batch))
