@@ -1,0 +1,353 @@
+"""The PyTensor VAE against the NumPy reference: same weights, same noise, same numbers.
+
+PyTensor compiles every function (seconds each, the first time on a machine;
+its cache then makes later runs fast), so the models are built once per
+module and shared by the tests, which keep to small sizes (D=12, L=3).
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+# pytensor_vae is imported before anything imports pytensor, so that PyTensor compiles into
+# vae_teach's directory (see the module's docstring), never into the home directory.
+from vae_teach import elbo as reference
+from vae_teach import pytensor_vae
+from vae_teach.interface import VAEConfig, VAEModel, draw_noise
+from vae_teach.numpy_vae import train as numpy_train
+from vae_teach.numpy_vae.gradcheck import relative_error
+from vae_teach.numpy_vae.model import NumpyVAE
+from vae_teach.numpy_vae.optim import Optimizer
+from vae_teach.pytensor_vae import PytensorVAE, graph_text
+
+if importlib.util.find_spec("pytensor") is None:  # find_spec does not import it
+    pytest.skip("the PyTensor backend needs pytensor: pip install 'vae_teach[pytensor]'", allow_module_level=True)
+
+# Performance notes from PyTensor's backends, not about our code: Numba's np.dot on transposed
+# views (in the gradient graph) and the C backend without a BLAS library to link to (pip installs).
+pytestmark = [pytest.mark.filterwarnings(r"ignore:np.dot\(\) is faster on contiguous arrays"),
+              pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS installation")]
+
+D, L, N = 12, 3, 8
+CONFIGS = [VAEConfig(D, hidden, L, activation, scale)
+           for activation in ("relu", "tanh") for scale in ("logvar", "logsigma") for hidden in ((6,), (6, 5))]
+OPTIMIZERS = [("sgd", {"lr": 0.05, "l2": 1e-2}), ("adagrad", {"lr": 0.05}),
+              ("adam", {"lr": 0.01, "moment_floor": 1e-30})]
+
+# float64: both backends compute the same sums in different orders and agree to ~1e-16 (measured);
+# the bars leave room for longer sums and for libm differences (Numba's exp/log1p vs NumPy's).
+ELBO_RTOL_64, GRAD_RTOL_64, PARAM_RTOL_64 = 1e-10, 1e-8, 1e-6
+# float32: round-off is ~6e-8 per operation and grows with the length of the sums (12 pixels,
+# a batch of 8); both backends round, differently, so ELBOs, gradients and parameters after 10
+# steps agree to ~2e-7 (measured): bars 1e-5. A gradient entry can be a sum whose terms cancel,
+# which makes its elementwise relative error unbounded, so each gradient is compared relative to
+# its largest entry (floor=max|g|) and each parameter relative to at least 1e-3.
+ELBO_RTOL_32 = GRAD_RTOL_32 = PARAM_RTOL_32 = 1e-5
+
+
+def config_id(config):
+    return f"{config.activation}-{config.scale}-{len(config.hidden_dims)}layer"
+
+
+_MODELS: dict = {}
+
+
+def shared_model(config, dtype="float64", mode=None) -> PytensorVAE:
+    """One compiled model per (config, dtype, mode), for the whole module: compiling is slow."""
+    key = (config, dtype, mode)
+    if key not in _MODELS:
+        _MODELS[key] = PytensorVAE(config, seed=3, dtype=dtype, mode=mode)
+    return _MODELS[key]
+
+
+def data(seed=0, n=N, k=2):
+    """X (n, D) in [0, 1] and eps (k, n, L)."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(size=(n, D)), rng.standard_normal((k, n, L))
+
+
+def twin(config, dtype="float64"):
+    """The shared PyTensor model and a NumpyVAE, both holding new random weights (the same)."""
+    model = shared_model(config, dtype)
+    ref = NumpyVAE(config, seed=11, dtype=np.dtype(dtype))
+    model.set_params(ref.get_params())
+    return model, ref
+
+
+# ----- the model's maths against the NumPy reference --------------------------
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_elbo_matches_numpy_in_float64(config):
+    model, ref = twin(config)
+    X, eps = data()
+    err = relative_error(model.elbo_with_noise(X, eps), ref.elbo_with_noise(X, eps))
+    assert err < ELBO_RTOL_64, f"elbo_with_noise differs from NumpyVAE by relative {err:.1e} (expected < 1e-10)"
+    err = relative_error(model.elbo(X, n_samples=3, seed=5), ref.elbo(X, n_samples=3, seed=5))
+    assert err < ELBO_RTOL_64, f"elbo(n_samples=3, seed=5) differs by relative {err:.1e} (expected < 1e-10)"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_gradients_match_numpy_in_float64(config):
+    model, ref = twin(config)
+    X, eps = data(1)
+    loss, grads = model.loss_and_grads(X, eps)
+    ref_loss, ref_grads = ref.loss_and_grads(X, eps)
+    assert abs(loss - ref_loss) < ELBO_RTOL_64 * abs(ref_loss), f"loss {loss} != NumPy's {ref_loss}"
+    assert grads.keys() == ref_grads.keys()
+    for name in ref_grads:
+        assert grads[name].shape == ref_grads[name].shape, f"{name}: shape {grads[name].shape}"
+        err = relative_error(grads[name], ref_grads[name])
+        assert err < GRAD_RTOL_64, f"gradient of {name} differs from NumPy's by relative {err:.1e} (expected < 1e-8)"
+
+
+def run_optimizer(model, ref, optimizer, hyper, steps=10):
+    """`steps` steps of both backends with the same noise; returns the PyTensor and NumPy losses."""
+    step = model.make_train_step(optimizer, **hyper)
+    opt = Optimizer(optimizer, **hyper)
+    losses, ref_losses = [], []
+    for k in range(steps):
+        X, eps = data(100 + k)
+        losses.append(step(X, eps.astype(model.dtype)))
+        ref_loss, grads = ref.loss_and_grads(X, eps)
+        opt.step(ref.params, grads)
+        ref_losses.append(ref_loss)
+    return np.array(losses), np.array(ref_losses)
+
+
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[-1]], ids=config_id)
+@pytest.mark.parametrize("optimizer, hyper", OPTIMIZERS, ids=[o for o, _ in OPTIMIZERS])
+def test_ten_optimizer_steps_match_numpy_in_float64(config, optimizer, hyper):
+    model, ref = twin(config)
+    losses, ref_losses = run_optimizer(model, ref, optimizer, hyper)
+    assert relative_error(losses, ref_losses) < PARAM_RTOL_64, f"losses {losses} != NumPy's {ref_losses}"
+    params = model.get_params()
+    for name, value in ref.params.items():
+        err = relative_error(params[name], value)
+        assert err < PARAM_RTOL_64, f"{optimizer}: {name} after 10 steps off by relative {err:.1e} (expected < 1e-6)"
+
+
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[-1]], ids=config_id)
+def test_elbo_and_gradients_match_numpy_in_float32(config):
+    model, ref = twin(config, "float32")
+    X, eps = data(2)
+    err = relative_error(model.elbo_with_noise(X, eps), ref.elbo_with_noise(X, eps))
+    assert err < ELBO_RTOL_32, f"float32 ELBO differs by relative {err:.1e} (expected < 1e-5)"
+    _, grads = model.loss_and_grads(X, eps)
+    _, ref_grads = ref.loss_and_grads(X, eps)
+    for name, g in ref_grads.items():
+        assert grads[name].dtype == np.float32, f"{name} has dtype {grads[name].dtype}, not float32"
+        err = relative_error(grads[name], g, floor=float(np.max(np.abs(g))))
+        assert err < GRAD_RTOL_32, f"float32 gradient of {name} off by {err:.1e} of its largest entry (expected < 1e-5)"
+
+
+@pytest.mark.parametrize("optimizer, hyper", OPTIMIZERS, ids=[o for o, _ in OPTIMIZERS])
+def test_ten_optimizer_steps_match_numpy_in_float32(optimizer, hyper):
+    model, ref = twin(CONFIGS[-1], "float32")
+    losses, ref_losses = run_optimizer(model, ref, optimizer, hyper)
+    assert relative_error(losses, ref_losses) < ELBO_RTOL_32, f"losses {losses} != NumPy's {ref_losses}"
+    params = model.get_params()
+    for name, value in ref.params.items():
+        assert params[name].dtype == np.float32, f"{name} became {params[name].dtype}"
+        err = relative_error(params[name], value, floor=1e-3)
+        assert err < PARAM_RTOL_32, f"{optimizer}: {name} after 10 steps off by relative {err:.1e} (expected < 1e-5)"
+
+
+def test_numba_and_c_backends_give_the_same_elbo():
+    X, _ = data(3)
+    numba_model = shared_model(CONFIGS[1], mode="NUMBA")
+    c_model = shared_model(CONFIGS[1], mode="CVM")
+    c_model.set_params(numba_model.get_params())
+    err = relative_error(c_model.elbo(X, n_samples=3, seed=5), numba_model.elbo(X, n_samples=3, seed=5))
+    assert err < 1e-12, f"NUMBA and CVM ELBOs differ by relative {err:.1e} (expected round-off, < 1e-12)"
+
+
+# ----- the protocol -----------------------------------------------------------
+def test_meets_the_protocol_with_numpy_arrays_of_the_right_shapes():
+    model = shared_model(CONFIGS[0])
+    assert isinstance(model, VAEModel)
+    assert model.latent_dim == L
+    X, eps = data(4)
+    mu, logvar = model.encode(X)
+    assert mu.shape == logvar.shape == (N, L) and mu.dtype == np.float64
+    Z = mu + np.exp(0.5 * logvar) * eps[0]
+    X_mean = model.decode(Z)
+    assert X_mean.shape == (N, D) and np.all((X_mean > 0) & (X_mean < 1))
+    np.testing.assert_allclose(X_mean, reference.sigmoid(model.decode_logits(Z)), rtol=1e-12)
+    np.testing.assert_allclose(model.log_likelihood(X, Z),
+                               reference.bernoulli_log_likelihood(X, model.decode_logits(Z)), rtol=1e-12)
+    assert model.elbo(X, n_samples=2, seed=0).shape == (N,)
+    # elbo(seed) draws its noise with interface.draw_noise, as every backend does
+    np.testing.assert_array_equal(model.elbo(X, n_samples=2, seed=7),
+                                  model.elbo_with_noise(X, draw_noise(7, 2, N, L)))
+
+
+def test_same_seed_gives_numpys_initial_weights_and_get_params_returns_copies():
+    config = CONFIGS[2]
+    model = PytensorVAE(config, seed=42, dtype="float64")  # no compilation: only shared variables
+    ref = NumpyVAE(config, seed=42, dtype=np.float64)
+    params = model.get_params()
+    assert list(params) == list(ref.params), "parameter names or order differ from NumpyVAE's"
+    for name, value in ref.params.items():
+        np.testing.assert_array_equal(params[name], value, err_msg=name)
+    params["mu_W"][:] = 0
+    assert np.any(model.get_params()["mu_W"] != 0), "get_params must return copies"
+
+
+def test_set_params_rejects_wrong_shapes_and_names():
+    model = shared_model(CONFIGS[0])
+    params = model.get_params()
+    with pytest.raises(ValueError, match=r"'enc0_W' has shape \(5, 6\), expected \(12, 6\)"):
+        model.set_params({**params, "enc0_W": np.zeros((5, 6))})
+    with pytest.raises(ValueError, match="missing 'out_b'"):
+        model.set_params({k: v for k, v in params.items() if k != "out_b"})
+    np.testing.assert_array_equal(model.get_params()["enc0_W"], params["enc0_W"])  # unchanged
+
+
+def test_set_params_casts_to_the_models_dtype():
+    model = PytensorVAE(CONFIGS[0], seed=0, dtype="float32")
+    model.set_params(NumpyVAE(CONFIGS[0], seed=1, dtype=np.float64).get_params())
+    assert all(v.dtype == np.float32 for v in model.get_params().values())
+
+
+def test_bad_inputs_say_what_shape_was_expected():
+    model = shared_model(CONFIGS[0])
+    X, eps = data()
+    with pytest.raises(ValueError, match=r"eps must have shape \(K, N, L\)"):
+        model.elbo_with_noise(X, eps[:, :3])
+    with pytest.raises(ValueError, match=r"expected a 2-D array \(N, 12\)"):
+        model.encode(X[:, :5])
+    with pytest.raises(ValueError, match="unknown optimiser 'rmsprop'"):
+        model.make_train_step("rmsprop")
+    with pytest.raises(TypeError, match="sgd takes no option"):
+        model.make_train_step("sgd", beta1=0.9)
+
+
+# ----- training -----------------------------------------------------------------
+def test_the_in_graph_noise_is_seeded():
+    X, _ = data(5)
+    losses = []
+    for _ in range(2):
+        model = shared_model(CONFIGS[0])
+        model.set_params(NumpyVAE(CONFIGS[0], seed=0, dtype=np.float64).get_params())
+        step = model.make_train_step("adam", noise_seed=9)
+        losses.append([step(X) for _ in range(3)])
+    assert losses[0] == losses[1], f"same seed, different losses: {losses}"
+    assert len(set(losses[0])) == 3
+    model = shared_model(CONFIGS[0])
+    model.set_params(NumpyVAE(CONFIGS[0], seed=0, dtype=np.float64).get_params())
+    assert model.make_train_step("adam", noise_seed=10)(X) != losses[0][0], "another seed, same noise"
+
+
+def structured_data(n, seed):
+    """Binary images near one of three prototypes: something a VAE can learn in a few epochs."""
+    rng = np.random.default_rng(seed)
+    prototypes = np.random.default_rng(0).uniform(size=(3, D)) > 0.5
+    flips = rng.uniform(size=(n, D)) < 0.05
+    return (prototypes[rng.integers(0, 3, n)] ^ flips).astype(np.float64)
+
+
+def test_training_improves_the_elbo():
+    model = shared_model(CONFIGS[0])
+    model.set_params(NumpyVAE(CONFIGS[0], seed=0, dtype=np.float64).get_params())
+    X_train, X_test = structured_data(300, 1), structured_data(100, 2)
+    before = float(np.mean(model.elbo(X_test)))
+    history = pytensor_vae.train(model, X_train, epochs=4, batch_size=50, lr=1e-2, X_test=X_test,
+                                 progress=False)
+    assert len(history.step_loss) == 4 * 6 and len(history.test_elbo) == 4
+    assert history.test_elbo[-1] > before + 1.0, f"test ELBO {before:.2f} -> {history.test_elbo} nats per image"
+
+
+def test_train_matches_numpys_train_in_float64():
+    """Same weights, same minibatches (fit's seed) and, in float64, the same noise: PyTensor's
+    random generator (NumPy's Generator, or Numba's copy of it) draws NumPy's standard normals."""
+    model = shared_model(CONFIGS[0])
+    ref = NumpyVAE(CONFIGS[0], seed=0, dtype=np.float64)
+    model.set_params(ref.get_params())
+    X_train = structured_data(100, 3)
+    options = {"epochs": 2, "batch_size": 25, "lr": 1e-2, "seed": 4, "progress": False}
+    history = pytensor_vae.train(model, X_train, **options)
+    ref_history = numpy_train(ref, X_train, **options)
+    err = relative_error(history.step_loss, ref_history.step_loss)
+    assert err < PARAM_RTOL_64, f"step losses differ by relative {err:.1e} (expected < 1e-6)"
+
+
+def test_graph_text_shows_the_graph_before_and_after_rewrites():
+    model = shared_model(CONFIGS[0])
+    written, rewritten = graph_text(model, rewritten=False), graph_text(model, rewritten=True)
+    assert "Softplus" in written and "enc0_W" in written
+    assert "Composite" in rewritten, "PyTensor's rewrites should fuse elementwise operations"
+    assert written != rewritten
+
+
+# ----- where compiled code goes and what importing needs --------------------------
+def run_python(code, tmp_path, **env):
+    """Run `code` in a fresh interpreter with HOME in tmp_path; returns the completed process."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("PYTENSOR_FLAGS", "PYTENSORRC", pytensor_vae.COMPILEDIR_ENV_VAR)}
+    clean.update(HOME=str(tmp_path / "home"), **env)
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=clean, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_compiled_code_goes_where_asked_and_nothing_into_home(tmp_path):
+    target = tmp_path / "pytensor-cache"
+    result = run_python(f"""
+        import numpy as np
+        from vae_teach.interface import VAEConfig
+        from vae_teach.pytensor_vae import PytensorVAE, compiledir
+        model = PytensorVAE(VAEConfig(4, (3,), 2), dtype="float64")
+        model.encode(np.zeros((2, 4)))
+        assert str(compiledir()) == {str(target)!r}, compiledir()
+        """, tmp_path, **{pytensor_vae.COMPILEDIR_ENV_VAR: str(target)})
+    assert result.returncode == 0, result.stderr
+    written = [p.name for p in target.iterdir()]
+    assert "numba" in written and list((target / "numba").iterdir()), f"no compiled code in {target}: {written}"
+    assert not list((tmp_path / "home").iterdir()), "something was written into the home directory"
+
+
+def test_default_compiledir_is_under_the_working_directory(tmp_path):
+    result = run_python("""
+        from vae_teach import pytensor_vae
+        import pytensor  # imported by hand after vae_teach.pytensor_vae: it uses the same directory
+        print(pytensor.config.base_compiledir, pytensor_vae.compiledir())
+        """, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(tmp_path / ".cache" / "pytensor")] * 2, result.stdout
+    assert not list((tmp_path / "home").iterdir())
+
+
+def test_importing_does_not_import_pytensor(tmp_path):
+    result = run_python("""
+        import sys
+        import vae_teach.pytensor_vae
+        assert "pytensor" not in sys.modules
+        """, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_missing_pytensor_says_how_to_install_it(monkeypatch):
+    shared_model(CONFIGS[0])  # the compile directory is configured; now hide PyTensor
+    monkeypatch.setitem(sys.modules, "pytensor", None)
+    monkeypatch.setitem(sys.modules, "pytensor.tensor", None)
+    with pytest.raises(ImportError, match=r"pip install 'vae_teach\[pytensor\]'"):
+        PytensorVAE(CONFIGS[0])
+
+
+def test_an_unwritable_compiledir_is_named_in_the_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.delitem(sys.modules, "pytensor", raising=False)  # as if PyTensor were not imported yet
+    with pytest.raises(OSError, match=f"cannot create PyTensor's compile directory {blocker / 'cache'}"):
+        pytensor_vae.configure_compiledir(blocker / "cache")
+
+
+def test_asking_for_another_compiledir_after_pytensor_was_imported_raises(tmp_path):
+    shared_model(CONFIGS[0])
+    with pytest.raises(RuntimeError, match="PyTensor reads the directory only when first imported"):
+        pytensor_vae.configure_compiledir(tmp_path / "elsewhere")
+    assert pytensor_vae.configure_compiledir(pytensor_vae.compiledir()) == pytensor_vae.compiledir()

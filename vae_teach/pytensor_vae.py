@@ -1,0 +1,538 @@
+"""The VAE as a PyTensor graph: symbolic inputs -> graph -> ``pytensor.function`` with updates.
+
+The same MLP VAE as ``vae_teach.numpy_vae`` (same parameter names, shapes,
+initial weights and maths), written once as a symbolic graph: PyTensor derives
+the gradients (``pytensor.grad``), rewrites the graph (fusing elementwise
+operations, making softplus stable, updating in place) and compiles it, and
+the optimiser's update rule becomes part of one compiled training function.
+
+- ``PytensorVAE``: the model; meets ``vae_teach.interface.VAEModel``.
+- ``PytensorVAE.make_train_step``: one compiled optimiser step (sgd, adagrad, adam).
+- ``train``: the shared epoch loop (``vae_teach.training.fit``) around that step.
+- ``graph_text``: the ELBO graph as text, before and after PyTensor's rewrites.
+
+The dtype is explicit everywhere in the graph (inputs, shared variables,
+constants), whatever ``pytensor.config.floatX`` says. In float32 PyTensor's
+sums still accumulate in float64 (``Sum{acc=float64}`` in the compiled graph),
+so its float32 numbers differ from NumPy's in the last digits. The training
+noise comes from ``pytensor.tensor.random.shared_rng`` (PyTensor 3 deprecates
+``RandomStream``).
+
+Compile modes: ``mode=None`` is PyTensor's default, which in PyTensor 3 is the
+Numba backend (``"NUMBA"``); ``"CVM"`` is the classic C backend (needs a C++
+compiler). Any mode name or ``pytensor.compile.mode.Mode`` is passed through.
+
+Where compiled code goes. PyTensor caches compiled Numba functions and C
+modules under its ``base_compiledir``, which it reads once, when ``pytensor``
+is first imported (from ``$PYTENSOR_FLAGS`` or a ``.pytensorrc`` file; its own
+default is ``~/.pytensor``), and cannot change afterwards. So this module does
+not import PyTensor until a model is built, and first chooses the directory,
+in this order:
+
+1. the ``compiledir`` argument (of ``PytensorVAE`` or ``configure_compiledir``);
+2. ``$VAE_TEACH_PYTENSOR_COMPILEDIR``;
+3. a ``base_compiledir`` you gave PyTensor yourself (``$PYTENSOR_FLAGS`` or ``.pytensorrc``);
+4. ``.cache/pytensor`` under the current working directory (git ignores ``.cache/``).
+
+It hands the choice to PyTensor through ``$PYTENSOR_FLAGS`` (child processes
+inherit it): importing this module sets it (and writes nothing), so a plain
+``import pytensor`` after ``import vae_teach.pytensor_vae`` uses the same
+directory; building a model creates the directory or says why it cannot.
+``compiledir()`` says which directory is in use. If PyTensor was imported
+before this module, its directory is already fixed: an explicit request for
+another one raises, otherwise a warning names the directory PyTensor uses.
+
+Defined in notebook 04.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from vae_teach.evaluate import dataset_elbo
+from vae_teach.interface import VAEConfig, check_params, draw_noise, init_params
+from vae_teach.numpy_vae.optim import DEFAULT_LR
+from vae_teach.training import History, fit
+
+COMPILEDIR_ENV_VAR = "VAE_TEACH_PYTENSOR_COMPILEDIR"
+DEFAULT_COMPILEDIR = Path(".cache", "pytensor")  # relative to the working directory
+INSTALL_HINT = "pip install 'vae_teach[pytensor]'"
+
+# The hyperparameters each rule accepts besides lr and l2, with torch.optim's defaults.
+OPTIMIZER_OPTIONS = {
+    "sgd": {},
+    "adagrad": {"eps": 1e-10},
+    "adam": {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "moment_floor": 0.0},
+}
+
+# The compiled functions of a model, by name (see PytensorVAE.function).
+FUNCTIONS = ("encode", "decode_logits", "decode", "log_likelihood", "elbo", "loss_and_grads")
+
+_USER_PYTENSOR_FLAGS = os.getenv("PYTENSOR_FLAGS", "")  # as set before this module added to them
+_compiledir: Path | None = None  # the directory last handed to PyTensor through $PYTENSOR_FLAGS
+_configured = False              # whether configure_compiledir has checked it
+
+
+# ----- the compile directory ---------------------------------------------
+def _flags(text: str) -> dict[str, str]:
+    """Parse a PYTENSOR_FLAGS string as PyTensor does: comma-separated key=value."""
+    splitter = shlex.shlex(text, posix=True)
+    splitter.whitespace, splitter.whitespace_split = ",", True
+    pairs = (item.strip().split("=", 1) for item in splitter)
+    return {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
+
+
+def _rc_base_compiledir() -> str | None:
+    """base_compiledir from the .pytensorrc files PyTensor would read, if one sets it."""
+    files = [Path(f).expanduser() for f in os.getenv("PYTENSORRC", "~/.pytensorrc").split(os.pathsep)]
+    rc = configparser.RawConfigParser()
+    try:
+        rc.read(files)
+    except configparser.Error:  # PyTensor will report a broken file itself
+        return None
+    return rc.get("global", "base_compiledir", fallback=None)
+
+
+def _select(path) -> tuple[Path, str, bool]:
+    """(directory, where the choice came from, whether someone asked for it), in the documented order."""
+    if path is not None:
+        return Path(path).expanduser().resolve(), "the compiledir argument", True
+    if os.getenv(COMPILEDIR_ENV_VAR):
+        return Path(os.environ[COMPILEDIR_ENV_VAR]).expanduser().resolve(), f"${COMPILEDIR_ENV_VAR}", True
+    own = _flags(_USER_PYTENSOR_FLAGS).get("base_compiledir")
+    if own:
+        return Path(own).expanduser().resolve(), "base_compiledir in $PYTENSOR_FLAGS", True
+    own = _rc_base_compiledir()
+    if own:
+        return Path(own).expanduser().resolve(), "base_compiledir in your .pytensorrc", True
+    return (Path.cwd() / DEFAULT_COMPILEDIR).resolve(), f"the default ./{DEFAULT_COMPILEDIR}", False
+
+
+def _hand_to_pytensor(path: Path) -> None:
+    """Put base_compiledir=path in $PYTENSOR_FLAGS, where PyTensor's import will read it."""
+    global _compiledir
+    os.environ["PYTENSOR_FLAGS"] = ",".join(
+        filter(None, [_USER_PYTENSOR_FLAGS, f"base_compiledir={shlex.quote(str(path))}"]))
+    _compiledir = path
+
+
+def _ensure_writable(path: Path, source: str) -> None:
+    remedy = f"Pass compiledir=... or set ${COMPILEDIR_ENV_VAR} to a directory you can write to."
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create PyTensor's compile directory {path} (from {source}): {error}. "
+                      f"{remedy}") from error
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f"PyTensor's compile directory {path} (from {source}) is not writable. {remedy}")
+
+
+def _pytensor_if_imported():
+    """The pytensor module if something imported it already, else None."""
+    return sys.modules.get("pytensor")
+
+
+def configure_compiledir(path: str | os.PathLike | None = None) -> Path:
+    """Choose where PyTensor writes compiled code; it must run before PyTensor is imported.
+
+    path: the directory (created if missing); None follows the order in the
+    module docstring. Returns: the directory PyTensor uses (absolute).
+    Raises: OSError if it cannot be created or written; RuntimeError if
+    PyTensor was already imported with another directory than one asked for.
+    """
+    global _configured
+    target, source, asked = _select(path)
+    pytensor = _pytensor_if_imported()
+    if pytensor is not None:  # too late: PyTensor fixed base_compiledir when it was imported
+        in_use = Path(pytensor.config.base_compiledir).resolve()
+        if in_use != target:
+            message = (f"PyTensor was imported before vae_teach could choose its compile directory, so it "
+                       f"compiles into {in_use}, not {target} (from {source}). PyTensor reads the "
+                       "directory only when first imported: restart Python and import "
+                       "vae_teach.pytensor_vae before pytensor.")
+            if asked:
+                raise RuntimeError(message)
+            warnings.warn(message, stacklevel=2)
+        _configured = True
+        return in_use
+    _ensure_writable(target, source)
+    _hand_to_pytensor(target)
+    _configured = True
+    return target
+
+
+def compiledir() -> Path:
+    """The directory PyTensor compiles into (it makes numba/ and compiledir_*/ inside), or will once imported."""
+    pytensor = _pytensor_if_imported()
+    if pytensor is not None:
+        return Path(pytensor.config.base_compiledir).resolve()
+    return _compiledir if _compiledir is not None else _select(None)[0]
+
+
+def _import_pytensor():
+    """Check the compile directory (once), then import PyTensor: (pytensor, pytensor.tensor)."""
+    if not _configured:
+        configure_compiledir()
+    try:
+        import pytensor
+        import pytensor.tensor as pt
+    except ImportError as error:
+        raise ImportError(f"vae_teach.pytensor_vae needs PyTensor, which is not installed: {INSTALL_HINT}"
+                          ) from error
+    return pytensor, pt
+
+
+# Only an environment variable, no file: so that a plain `import pytensor` after
+# importing this module uses the chosen directory too.
+if _pytensor_if_imported() is None:
+    try:
+        _hand_to_pytensor(_select(None)[0])
+    except OSError:  # e.g. the working directory was deleted; configure_compiledir will say so
+        pass
+
+
+# ----- the model ---------------------------------------------------------
+class PytensorVAE:
+    """A VAE whose gradients PyTensor derives from the symbolic ELBO.
+
+    Parameters: config: the architecture (``VAEConfig``); seed: initial
+    weights' seed (the same weights as ``NumpyVAE`` for the same seed) and the
+    default noise seed of ``make_train_step``; dtype: "float32" for speed,
+    "float64" for checks (the graph's dtype, whatever ``pytensor.config.floatX``);
+    mode: PyTensor compile mode for every function (None: PyTensor's default,
+    Numba; "NUMBA"; "CVM", the C backend); compiledir: see ``configure_compiledir``.
+    Functions are compiled on first use and kept; ``compile_seconds`` records
+    how long each took. Meets the protocol in ``vae_teach.interface``.
+    """
+
+    backend = "pytensor"
+
+    def __init__(self, config: VAEConfig, seed: int = 0, dtype="float32", mode=None,
+                 compiledir: str | os.PathLike | None = None):
+        if compiledir is not None:
+            configure_compiledir(compiledir)
+        self._pytensor, self._pt = _import_pytensor()
+        self.config = config
+        self.seed = seed
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}.")
+        self.mode = mode
+        self.params = {name: self._pytensor.shared(value, name=name)
+                       for name, value in init_params(config, seed=seed, dtype=self.dtype).items()}
+        self._functions: dict = {}
+        self.compile_seconds: dict[str, float] = {}
+        pt = self._pt
+        # The symbolic inputs and the per-example ELBO, built once.
+        self._X = pt.matrix("X", dtype=self.dtype)            # (N, D)
+        self._Z = pt.matrix("Z", dtype=self.dtype)            # (N, L)
+        self._eps = pt.tensor3("eps", dtype=self.dtype)       # (K, N, L)
+        self._elbo = self._elbo_graph(self._X, self._eps)     # (N,)
+
+    # ----- the graph ----------------------------------------------------
+    def _const(self, value):
+        """A constant of the model's dtype (a bare Python float like 1e-8 would upcast float32 to float64)."""
+        return self._pt.constant(np.asarray(value, dtype=self.dtype))
+
+    def _activation(self, a):
+        return self._pt.maximum(a, self._const(0)) if self.config.activation == "relu" else self._pt.tanh(a)
+
+    def _encoder(self, X):
+        """X: (N, D) -> mu, logvar: (N, L), (N, L)."""
+        p, h = self.params, X
+        for i in range(len(self.config.hidden_dims)):
+            h = self._activation(h @ p[f"enc{i}_W"] + p[f"enc{i}_b"])
+        mu = h @ p["mu_W"] + p["mu_b"]
+        scale = self.config.scale
+        s = h @ p[f"{scale}_W"] + p[f"{scale}_b"]
+        logvar = self._const(2) * s if scale == "logsigma" else s     # log sigma^2 = 2 log sigma
+        return mu, logvar
+
+    def _decoder_logits(self, Z):
+        """Z: (M, L) -> logits: (M, D)."""
+        p, h = self.params, Z
+        for i in range(len(self.config.hidden_dims)):
+            h = self._activation(h @ p[f"dec{i}_W"] + p[f"dec{i}_b"])
+        return h @ p["out_W"] + p["out_b"]
+
+    def _log_likelihood(self, X, logits):
+        """Bernoulli log p(x|z) from logits, sum_d x a - softplus(a): (..., N, D) -> (..., N)."""
+        return (X * logits - self._pt.softplus(logits)).sum(axis=-1)
+
+    def _elbo_graph(self, X, eps):
+        """Per-example ELBO: X (N, D), eps (K, N, L) -> (N,) nats; mean over K of log p(x|z) - KL."""
+        pt, c = self._pt, self._const
+        mu, logvar = self._encoder(X)
+        Z = mu + pt.exp(c(0.5) * logvar) * eps                         # (K, N, L)
+        K, N, L = eps.shape
+        logits = self._decoder_logits(Z.reshape((K * N, L))).reshape((K, N, X.shape[1]))
+        log_px = self._log_likelihood(X, logits)                       # (K, N)
+        kl = c(0.5) * (pt.exp(logvar) + mu * mu - c(1) - logvar).sum(axis=-1)   # (N,)
+        return log_px.mean(axis=0) - kl
+
+    def _graph(self, key: str):
+        """The symbolic inputs and outputs of the function ``key``."""
+        X, Z, eps = self._X, self._Z, self._eps
+        if key == "encode":
+            return [X], list(self._encoder(X))
+        if key == "decode_logits":
+            return [Z], self._decoder_logits(Z)
+        if key == "decode":
+            return [Z], self._pt.sigmoid(self._decoder_logits(Z))
+        if key == "log_likelihood":
+            return [X, Z], self._log_likelihood(X, self._decoder_logits(Z))
+        if key == "elbo":
+            return [X, eps], self._elbo
+        if key == "loss_and_grads":
+            loss = -self._elbo.mean()
+            return [X, eps], [loss, *self._pytensor.grad(loss, list(self.params.values()))]
+        raise ValueError(f"unknown function {key!r}; choose one of {FUNCTIONS}.")
+
+    def function(self, key: str):
+        """The compiled function ``key`` (one of ``FUNCTIONS``), compiled on first use and kept.
+
+        ``pytensor.dprint(model.function("elbo"))`` shows the graph PyTensor
+        compiled. ``compile_seconds[key]`` records the time ``pytensor.function``
+        took; the Numba backend compiles most of the code on the first call.
+        """
+        if key not in self._functions:
+            inputs, outputs = self._graph(key)
+            start = time.perf_counter()
+            self._functions[key] = self._pytensor.function(inputs, outputs, mode=self.mode, name=key)
+            self.compile_seconds[key] = time.perf_counter() - start
+        return self._functions[key]
+
+    # ----- the protocol -------------------------------------------------
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def get_params(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter, by its shared name."""
+        return {name: shared.get_value() for name, shared in self.params.items()}
+
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        """Load weights (from any backend), cast to this model's dtype."""
+        params = {name: np.asarray(value) for name, value in params.items()}
+        check_params(self.config, params)
+        for name, value in params.items():
+            self.params[name].set_value(value.astype(self.dtype, copy=True), borrow=True)
+
+    def encode(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """X: (N, D) -> mu, logvar: (N, L), (N, L)."""
+        mu, logvar = self.function("encode")(self._as_array(X, self.config.input_dim))
+        return mu, logvar
+
+    def decode_logits(self, Z: np.ndarray) -> np.ndarray:
+        """Z: (N, L) -> logits: (N, D), the decoder's output before the sigmoid."""
+        return self.function("decode_logits")(self._as_array(Z, self.latent_dim))
+
+    def decode(self, Z: np.ndarray) -> np.ndarray:
+        """Z: (N, L) -> X_mean: (N, D), the Bernoulli means sigmoid(logits)."""
+        return self.function("decode")(self._as_array(Z, self.latent_dim))
+
+    def log_likelihood(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        """log p(x | z): (N, D), (N, L) -> (N,) nats, from logits."""
+        X, Z = self._as_array(X, self.config.input_dim), self._as_array(Z, self.latent_dim)
+        if len(X) != len(Z):
+            raise ValueError(f"X and Z must have the same number of rows, got {len(X)} and {len(Z)}.")
+        return self.function("log_likelihood")(X, Z)
+
+    def elbo(self, X: np.ndarray, n_samples: int = 1, seed: int = 0) -> np.ndarray:
+        """Per-example ELBO in nats, with K = n_samples draws of z: (N,)."""
+        eps = draw_noise(seed, n_samples, len(X), self.latent_dim)
+        return self.elbo_with_noise(X, eps)
+
+    def elbo_with_noise(self, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """Per-example ELBO for given noise: X (N, D), eps (K, N, L) -> (N,)."""
+        X = self._as_array(X, self.config.input_dim)
+        return self.function("elbo")(X, self._noise(eps, len(X)))
+
+    def loss_and_grads(self, X: np.ndarray, eps: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+        """loss = -mean_n ELBO_n (nats per image) and its gradient for every parameter.
+
+        Inputs: X: (N, D); eps: (K, N, L) or (N, L).
+        Returns: loss (float), grads (dict, names and shapes as ``get_params``).
+        """
+        X = self._as_array(X, self.config.input_dim)
+        loss, *grads = self.function("loss_and_grads")(X, self._noise(eps, len(X)))
+        return float(loss), dict(zip(self.params, grads))
+
+    # ----- training -----------------------------------------------------
+    def make_train_step(self, optimizer: str = "adam", lr: float | None = None, l2: float = 0.0,
+                        n_samples: int = 1, noise_seed: int | None = None, **options) -> TrainStep:
+        """One optimiser step on a minibatch, compiled with its update rule: see ``TrainStep``.
+
+        optimizer: "sgd", "adagrad" or "adam" (torch.optim's formulas, as
+        ``vae_teach.numpy_vae.optim``); lr: learning rate (the rule's default if
+        None); l2: weight decay, g = dw + l2 * w; n_samples: K draws of z per
+        example; noise_seed: seeds the graph's random stream (default: the
+        model's seed); options: eps for adagrad; beta1, beta2, eps, moment_floor for adam.
+        """
+        return TrainStep(self, optimizer, lr, l2, n_samples, self.seed if noise_seed is None else noise_seed,
+                         options)
+
+    # ----- input checks -------------------------------------------------
+    def _as_array(self, A, width: int) -> np.ndarray:
+        A = np.asarray(A, dtype=self.dtype)
+        if A.ndim != 2 or A.shape[1] != width:
+            raise ValueError(f"expected a 2-D array (N, {width}), got shape {A.shape}.")
+        return A
+
+    def _noise(self, eps, n) -> np.ndarray:
+        eps = np.asarray(eps, dtype=self.dtype)
+        if eps.ndim == 2:
+            eps = eps[None]
+        if eps.ndim != 3 or eps.shape[1:] != (n, self.latent_dim):
+            raise ValueError(f"eps must have shape (K, N, L) = (K, {n}, {self.latent_dim}), got {eps.shape}.")
+        return eps
+
+
+class TrainStep:
+    """``step(X_batch, eps=None) -> loss``: one compiled optimiser step, loss = -ELBO (nats per image).
+
+    With ``eps=None`` the noise (K, B, L) is drawn inside the graph from a
+    seeded PyTensor random generator (``pytensor.tensor.random.shared_rng``);
+    with ``eps`` given, that noise is used (the agreement tests feed every
+    backend the same). The two cases are two functions, each compiled on first
+    use; they share the model's weights and the optimiser's state, which are
+    all PyTensor shared variables that the functions' ``updates`` change.
+    ``state``: the optimiser's shared variables, by name (e.g. "m/enc0_W").
+    """
+
+    def __init__(self, model: PytensorVAE, optimizer, lr, l2, n_samples, noise_seed, options):
+        if optimizer not in OPTIMIZER_OPTIONS:
+            raise ValueError(f"unknown optimiser {optimizer!r}; choose one of {sorted(OPTIMIZER_OPTIONS)}.")
+        unknown = set(options) - set(OPTIMIZER_OPTIONS[optimizer])
+        if unknown:
+            raise TypeError(f"{optimizer} takes no option(s) {sorted(unknown)}; it takes lr, l2"
+                            + "".join(f", {k}" for k in OPTIMIZER_OPTIONS[optimizer]) + ".")
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+        self.model, self.optimizer, self.n_samples = model, optimizer, n_samples
+        self.lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
+        self.l2 = float(l2)
+        self.hyperparameters = {**OPTIMIZER_OPTIONS[optimizer], **options}
+        self.rng = model._pt.random.shared_rng(seed=noise_seed, name="noise_rng")
+        self.state: dict = {}
+        self._functions: dict = {}
+
+    def __call__(self, X_batch: np.ndarray, eps: np.ndarray | None = None) -> float:
+        model = self.model
+        X = model._as_array(X_batch, model.config.input_dim)
+        if eps is None:
+            return float(self.function(random_noise=True)(X))
+        return float(self.function(random_noise=False)(X, model._noise(eps, len(X))))
+
+    def function(self, random_noise: bool = True):
+        """The compiled step: inputs [X] (noise drawn in the graph) or [X, eps]; output the loss."""
+        key = "random_noise" if random_noise else "given_noise"
+        if key not in self._functions:
+            model = self.model
+            X = model._X
+            updates = {}
+            if random_noise:
+                next_rng, eps = self.rng.normal(size=(self.n_samples, X.shape[0], model.latent_dim),
+                                                dtype=model.dtype.name)
+                updates[self.rng] = next_rng
+                inputs = [X]
+            else:
+                eps = model._eps
+                inputs = [X, eps]
+            loss = -model._elbo_graph(X, eps).mean()
+            params = list(model.params.values())
+            grads = model._pytensor.grad(loss, params)
+            if self.optimizer == "adam":  # one step count for all parameters
+                t = self._shared_state("t")
+                updates[t] = t + 1
+            for w, dw in zip(params, grads):
+                updates.update(self._updates(w, dw))
+            start = time.perf_counter()
+            self._functions[key] = model._pytensor.function(inputs, loss, updates=updates, mode=model.mode,
+                                                            name=f"{self.optimizer}_step_{key}")
+            model.compile_seconds[f"{self.optimizer}_step_{key}"] = time.perf_counter() - start
+        return self._functions[key]
+
+    def _shared_state(self, kind: str, w=None):
+        """The optimiser's state for parameter w (zeros like w; the step count "t" if w is None),
+        created once and shared by both compiled functions."""
+        key = kind if w is None else f"{kind}/{w.name}"
+        if key not in self.state:
+            value = np.int64(0) if w is None else np.zeros_like(w.get_value(borrow=True))
+            self.state[key] = self.model._pytensor.shared(value, name=key)
+        return self.state[key]
+
+    def _updates(self, w, dw) -> dict:
+        """{shared variable: its new value} for one parameter, torch.optim's formulas."""
+        pt, c, h = self.model._pt, self.model._const, self.hyperparameters
+        g = dw + c(self.l2) * w if self.l2 else dw
+        if self.optimizer == "sgd":
+            return {w: w - c(self.lr) * g}
+        if self.optimizer == "adagrad":
+            sum_sq = self._shared_state("sum_sq", w)
+            new_sum_sq = sum_sq + g * g
+            return {sum_sq: new_sum_sq, w: w - c(self.lr) * g / (pt.sqrt(new_sum_sq) + c(h["eps"]))}
+        b1, b2, floor = h["beta1"], h["beta2"], h["moment_floor"]
+        m, v = self._shared_state("m", w), self._shared_state("v", w)
+        new_t = self._shared_state("t") + 1
+        new_m = c(b1) * m + c(1 - b1) * g
+        new_v = c(b2) * v + c(1 - b2) * (g * g)
+        if floor:  # zero the moments below the floor, so they never become subnormal (see optim.adam)
+            new_m = pt.switch(pt.lt(abs(new_m), c(floor)), c(0), new_m)
+            new_v = pt.switch(pt.lt(new_v, c(floor)), c(0), new_v)
+        # The bias corrections are scalars: computed in float64, as NumPy does, then cast.
+        lr, one = pt.constant(np.float64(self.lr)), pt.constant(np.float64(1))
+        step_size = (lr / (one - pt.constant(np.float64(b1)) ** new_t)).astype(w.dtype)
+        root_bc2 = pt.sqrt(one - pt.constant(np.float64(b2)) ** new_t).astype(w.dtype)
+        return {m: new_m, v: new_v, w: w - step_size * new_m / (pt.sqrt(new_v) / root_bc2 + c(h["eps"]))}
+
+
+# ----- training and inspection ---------------------------------------------
+def train(
+    model: PytensorVAE,
+    X_train: np.ndarray,
+    *,
+    epochs: int = 10,
+    batch_size: int = 100,
+    optimizer: str = "adam",
+    lr: float | None = None,
+    l2: float = 0.0,
+    n_samples: int = 1,
+    seed: int = 0,
+    X_test: np.ndarray | None = None,
+    binarize: str | None = None,
+    progress: bool = True,
+    **optimizer_options,
+) -> History:
+    """Train ``model`` in place and return its ``History``.
+
+    Inputs: X_train: (N, D) in [0, 1]; optimizer: "sgd", "adagrad" or "adam";
+    lr: learning rate (the rule's default if None); l2: weight decay;
+    n_samples: K draws of z per example, drawn in the graph from a generator
+    seeded with seed + 1 (as the NumPy backend's); X_test: (M, D), if given its
+    ELBO is measured after every epoch; optimizer_options: e.g. moment_floor for Adam.
+    """
+    step = model.make_train_step(optimizer, lr=lr, l2=l2, n_samples=n_samples, noise_seed=seed + 1,
+                                 **optimizer_options)
+    evaluate = None if X_test is None else (lambda: float(np.mean(dataset_elbo(model, X_test))))
+    return fit(step, X_train, epochs=epochs, batch_size=batch_size, lr=step.lr, seed=seed,
+               evaluate=evaluate, binarize=binarize, progress=progress, desc=f"pytensor {optimizer}")
+
+
+def graph_text(model: PytensorVAE, rewritten: bool = False) -> str:
+    """The per-example ELBO graph as ``pytensor.dprint`` text.
+
+    rewritten=False: the graph as written (``_elbo_graph``); True: the graph
+    PyTensor compiled after its rewrites (fusion, stable softplus, in-place ops),
+    for the model's compile mode.
+    """
+    target = model.function("elbo") if rewritten else model._elbo
+    return model._pytensor.dprint(target, file="str")
