@@ -118,7 +118,10 @@ class NumpyVAE:
         mu, logvar, enc_cache = self._encode_forward(X)
         Z, reparam_cache = reparameterize_forward(mu, logvar, eps)     # (K, N, L)
         logits, dec_cache = self._decode_forward(Z.reshape(K * N, L))
-        nll, bce_cache = sigmoid_bce_forward(logits, np.broadcast_to(X, (K, N, X.shape[1])).reshape(K * N, -1))
+        # Each of the K samples of z is compared with the same X; with K = 1 use X
+        # itself, without the copy that broadcast + reshape make.
+        X_rep = X if K == 1 else np.broadcast_to(X, (K, N, X.shape[1])).reshape(K * N, -1)
+        nll, bce_cache = sigmoid_bce_forward(logits, X_rep)
         kl, kl_cache = gaussian_kl_forward(mu, logvar)
         return nll.reshape(K, N), kl, (enc_cache, reparam_cache, dec_cache, bce_cache, kl_cache)
 
@@ -131,12 +134,14 @@ class NumpyVAE:
             caches.append((lin_cache, act_cache))
         return h, caches
 
-    def _hidden_backward(self, prefix, dh, caches, grads):
-        """Backward through ``_hidden_forward``; fills grads, returns the input's gradient."""
+    def _hidden_backward(self, prefix, dh, caches, grads, input_grad=True):
+        """Backward through ``_hidden_forward``; fills grads, returns the input's gradient
+        (None with input_grad=False: the encoder's input is the data)."""
         for i in reversed(range(self._n_hidden)):
             lin_cache, act_cache = caches[i]
             da = self._act_backward(dh, act_cache)
-            dh, grads[f"{prefix}{i}_W"], grads[f"{prefix}{i}_b"] = linear_backward(da, lin_cache)
+            dh, grads[f"{prefix}{i}_W"], grads[f"{prefix}{i}_b"] = linear_backward(
+                da, lin_cache, input_grad=input_grad or i > 0)
         return dh
 
     def _encode_forward(self, X):
@@ -153,7 +158,7 @@ class NumpyVAE:
         ds = 2 * dlogvar if scale == "logsigma" else dlogvar
         dh_mu, grads["mu_W"], grads["mu_b"] = linear_backward(dmu, mu_cache)
         dh_s, grads[f"{scale}_W"], grads[f"{scale}_b"] = linear_backward(ds, s_cache)
-        self._hidden_backward("enc", dh_mu + dh_s, caches, grads)
+        self._hidden_backward("enc", dh_mu + dh_s, caches, grads, input_grad=False)
 
     def _decode_forward(self, Z):
         h, caches = self._hidden_forward("dec", Z)

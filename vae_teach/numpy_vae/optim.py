@@ -14,6 +14,8 @@ Defined in notebook 03.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -36,7 +38,9 @@ def adagrad(w, dw, config=None):
     config.setdefault("eps", 1e-10)
     config.setdefault("l2", 0.0)
     g = dw + config["l2"] * w if config["l2"] else dw
-    sum_sq = config.setdefault("sum_sq", np.zeros_like(w))
+    if "sum_sq" not in config:
+        config["sum_sq"] = np.zeros_like(w)
+    sum_sq = config["sum_sq"]
     sum_sq += g * g
     w -= config["lr"] * g / (np.sqrt(sum_sq) + config["eps"])
     return config
@@ -58,22 +62,46 @@ def adam(w, dw, config=None):
     config.setdefault("eps", 1e-8)
     config.setdefault("l2", 0.0)
     config.setdefault("moment_floor", 0.0)
-    b1, b2 = config["beta1"], config["beta2"]
+    # Python floats take the arrays' dtype; a NumPy float64 scalar (np.sqrt(0.5),
+    # say) would turn every float32 temporary below into float64.
+    b1, b2, eps = float(config["beta1"]), float(config["beta2"]), float(config["eps"])
     g = dw + config["l2"] * w if config["l2"] else dw
-    m = config.setdefault("m", np.zeros_like(w))
-    v = config.setdefault("v", np.zeros_like(w))
+    if "m" not in config:  # the state, allocated on the first step only
+        config["m"], config["v"] = np.zeros_like(w), np.zeros_like(w)
+    m, v = config["m"], config["v"]
     t = config["t"] = config.get("t", 0) + 1
+    # Every line works in place, through one scratch array the size of w: written
+    # as the formulas read (w -= step_size * m / denom), each step would create
+    # four new arrays the size of w, which for these weights costs more than the
+    # arithmetic itself.
+    if "scratch" not in config:
+        config["scratch"] = np.empty_like(w)
+    tmp = config["scratch"]
+    np.multiply(g, 1 - b1, out=tmp)
     m *= b1
-    m += (1 - b1) * g
+    m += tmp                                        # m = b1 m + (1 - b1) g
+    np.multiply(g, g, out=tmp)
+    tmp *= 1 - b2
     v *= b2
-    v += (1 - b2) * (g * g)
+    v += tmp                                        # v = b2 v + (1 - b2) g^2
     floor = config["moment_floor"]
     if floor:
-        m[np.abs(m) < floor] = 0
-        v[v < floor] = 0
+        if "mask" not in config:
+            config["mask"] = np.empty(w.shape, dtype=bool)
+        for moment in (m, v):
+            # moment[|moment| < floor] = 0, but assigning through a mask is slow and
+            # most steps have no new moment to zero: count those below first.
+            n_zero = np.count_nonzero(np.equal(moment, 0, out=config["mask"]))
+            below = np.less(np.abs(moment, out=tmp), floor, out=config["mask"])
+            if np.count_nonzero(below) > n_zero:
+                moment[below] = 0
     step_size = config["lr"] / (1 - b1**t)
-    denom = np.sqrt(v) / np.sqrt(1 - b2**t) + config["eps"]
-    w -= step_size * m / denom
+    denom = np.sqrt(v, out=tmp)
+    denom /= math.sqrt(1 - b2**t)
+    denom += eps                                    # denom = sqrt(v / (1 - b2^t)) + eps
+    update = np.divide(m, denom, out=tmp)
+    update *= step_size
+    w -= update                                     # w -= step_size * m / denom
     return config
 
 
