@@ -4,12 +4,42 @@ targeted message, and reports an unfinished stub as "not implemented yet"."""
 import numpy as np
 import pytest
 
+try:  # lesson 05's cases need PyTorch (an extra); the others run without it
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # pragma: no cover
+    torch = F = None
+
 from vae_teach import elbo, exercises
 from vae_teach.numpy_vae import layers, optim
 
 
 def stub(*args):
     raise NotImplementedError()
+
+
+def _pt():
+    """pytensor.tensor, imported after vae_teach.pytensor_vae has chosen PyTensor's compile directory."""
+    from vae_teach import pytensor_vae  # noqa: F401, I001  (before pytensor: it picks the compile directory)
+    import pytensor.tensor as pt
+
+    return pt
+
+
+def _adam_updates(w, dw, lr, b1, b2, eps, old_moments=False, old_t=False, correct=True):
+    """Adam as PyTensor updates for one shared variable (the reference), or a typical mistake."""
+    import pytensor
+
+    pt = _pt()
+    m = pytensor.shared(np.zeros_like(w.get_value()), name="m")
+    v = pytensor.shared(np.zeros_like(w.get_value()), name="v")
+    t = pytensor.shared(np.int64(0), name="t")
+    new_t, new_m, new_v = t + 1, b1 * m + (1 - b1) * dw, b2 * v + (1 - b2) * dw**2
+    m_use, v_use = (m, v) if old_moments else (new_m, new_v)
+    t_use = t if old_t else new_t
+    if correct:
+        m_use, v_use = m_use / (1 - b1**t_use), v_use / (1 - b2**t_use)
+    return [(m, new_m), (v, new_v), (t, new_t), (w, w - lr * m_use / (pt.sqrt(v_use) + eps))]
 
 
 # check name -> (reference solution, [(typical mistake, words the feedback must contain)])
@@ -51,6 +81,46 @@ CASES = {
         optim.adam,
         [(lambda w, dw, c: None, "return config"),
          (lambda w, dw, c: (optim.sgd(w, dw, {"lr": c["lr"]}), c)[1], "adam_update")]),
+    # lesson 04: symbolic (PyTensor)
+    "check_pytensor_log_likelihood": (
+        lambda X, a: (X * a - _pt().softplus(a)).sum(axis=1),
+        [(lambda X, a: (X * _pt().log(_pt().sigmoid(a)) + (1 - X) * _pt().log(1 - _pt().sigmoid(a))).sum(axis=1),
+          "softplus"),
+         (lambda X, a: (X * a - _pt().log1p(_pt().exp(a))).sum(axis=1), "softplus"),
+         (lambda X, a: (_pt().softplus(a) - X * a).sum(axis=1), "sign"),
+         (lambda X, a: (X * a - _pt().softplus(a)).mean(axis=1), "averaged over pixels"),
+         (lambda X, a: (X * a - _pt().softplus(a)).sum(axis=0), "shape"),
+         (lambda X, a: np.zeros(4), "not a symbolic")]),
+    "check_pytensor_kl_logsigma": (
+        lambda mu, s: 0.5 * (_pt().exp(2 * s) + mu**2 - 1 - 2 * s).sum(axis=1),
+        [(lambda mu, s: 0.5 * (_pt().exp(s) + mu**2 - 1 - s).sum(axis=1), "log-variance formula"),
+         (lambda mu, s: 0.5 * (_pt().exp(2 * s) + mu**2 - 1 - s).sum(axis=1), "2 logsigma"),
+         (lambda mu, s: 0.5 * (_pt().exp(2 * s) + mu**2 - 1 - 2 * s).mean(axis=1), "averaged")]),
+    "check_pytensor_adam_updates": (
+        _adam_updates,
+        [(lambda *a: _adam_updates(*a, old_moments=True), "old values"),
+         (lambda *a: _adam_updates(*a, old_t=True), "t \\+ 1"),
+         (lambda *a: [pair for i, pair in enumerate(_adam_updates(*a)) if i != 2], "never updated"),
+         (lambda *a: _adam_updates(*a, correct=False), "bias correction"),
+         (lambda *a: _adam_updates(*a)[3:], "only w is updated"),
+         (lambda *a: _adam_updates(*a)[:3], "w is not among")]),
+    # lesson 05: PyTorch
+    "check_torch_reparameterize": (
+        lambda mu, lv, eps: mu + torch.exp(0.5 * lv) * eps,
+        [(lambda mu, lv, eps: mu + torch.exp(lv) * eps, "variance"),
+         (lambda mu, lv, eps: (mu + torch.exp(0.5 * lv) * eps).detach(), "autograd")]),
+    "check_torch_loss": (
+        lambda a, X, mu, lv: (F.binary_cross_entropy_with_logits(a, X, reduction="sum") / len(X)
+                              - 0.5 * torch.sum(1 + lv - mu**2 - lv.exp()) / len(X)),
+        [(lambda a, X, mu, lv: (F.binary_cross_entropy(torch.sigmoid(a), X)
+                                - 0.5 * torch.sum(1 + lv - mu**2 - lv.exp()) / len(X)), "averaged over pixels"),
+         (lambda a, X, mu, lv: (F.binary_cross_entropy_with_logits(a, X, reduction="sum")
+                                - 0.5 * torch.sum(1 + lv - mu**2 - lv.exp())), "summed over the batch")]),
+    "check_torch_checkpoint": (
+        lambda m: {"config": m.config.to_dict(), "state_dict": m.state_dict()},
+        [(lambda m: {"config": m.config, "state_dict": m.state_dict()}, "weights_only"),
+         (lambda m: m, "not a dict"),
+         (lambda m: {"state_dict": m.state_dict()}, "lacks")]),
 }
 
 

@@ -12,8 +12,9 @@ compares the result with the reference answer. It then
   used for the standard deviation, ...), or saying how far off it is.
 
 Exercises live in lessons 01 (linear_forward, reconstruction_bce,
-interpolate), 02 (gaussian_kl, reparameterize, gaussian_entropy) and 03
-(linear_backward, dlogvar, adam_update).
+interpolate), 02 (gaussian_kl, reparameterize, gaussian_entropy), 03
+(linear_backward, dlogvar, adam_update) and 04 (pytensor_log_likelihood,
+pytensor_kl_logsigma, pytensor_adam_updates: symbolic, need PyTensor).
 """
 
 from __future__ import annotations
@@ -239,3 +240,267 @@ def check_adam_update(adam_update) -> bool:
     return _judge("adam_update", w, w_ref, [
         (no_correction, "the bias correction is missing: divide m by (1 - beta1^t) and v by (1 - beta2^t)."),
     ])
+
+
+# --------------------------------------------------------------- lesson 04
+def _pytensor():
+    """(pytensor, pytensor.tensor, a mode that evaluates a graph as written).
+
+    vae_teach.pytensor_vae is imported first, so that PyTensor compiles into the
+    directory it chose (see that module). The mode runs each operation's Python
+    implementation with no rewrites: nothing is compiled, and PyTensor's own
+    stabilisations cannot rescue an unstable formula.
+    """
+    from vae_teach import pytensor_vae  # noqa: F401, I001  (before pytensor: it picks the compile directory)
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.compile.mode import Mode
+
+    return pytensor, pt, Mode(linker="py", optimizer=None)
+
+
+def _evaluate_symbolic(name, out, inputs, values):
+    """Evaluate the student's symbolic ``out`` for ``values`` of the symbolic ``inputs``."""
+    pytensor, _, mode = _pytensor()
+    if out is None:
+        raise ExerciseMistake(f"{name} returned None: did you forget the `return`?")
+    if not isinstance(out, pytensor.graph.basic.Variable):
+        raise ExerciseMistake(
+            f"{name} returned a {type(out).__name__}, not a symbolic PyTensor expression: build it from "
+            "pt.* operations on the symbolic inputs (pt.softplus, pt.exp, .sum(axis=1), ...); NumPy "
+            "functions cannot compute with symbols.")
+    try:
+        function = pytensor.function(inputs, out, mode=mode, on_unused_input="ignore")
+    except pytensor.graph.fg.MissingInputError as error:
+        raise ExerciseMistake(f"{name} uses a symbolic input it was not given ({error}); build the "
+                              "expression from the arguments only.") from error
+    with np.errstate(all="ignore"):
+        return function(*values)
+
+
+def check_pytensor_log_likelihood(log_likelihood) -> bool:
+    """``log_likelihood(X, logits)``: symbolic X (N, D) and logits a (N, D), float64 ->
+    symbolic (N,): the Bernoulli log p(x | z) = sum_d x_d a_d - softplus(a_d), finite for
+    any logit. Checked without PyTensor's rewrites, at logits up to +-800."""
+    _, pt, _ = _pytensor()
+    rng = _rng()
+    X_value, a_value = rng.uniform(size=(4, 6)), rng.normal(scale=3, size=(4, 6))
+    a_value[0, :4] = [60.0, -60.0, 800.0, -800.0]  # sigmoid rounds to 1 and 0; exp(800) overflows
+    X, logits = pt.matrix("X", dtype="float64"), pt.matrix("logits", dtype="float64")
+    out, done = _attempt(log_likelihood, X, logits)
+    if not done:
+        return False
+    got = np.asarray(_evaluate_symbolic("log_likelihood", out, [X, logits], [X_value, a_value]))
+    if got.shape == (4,) and not np.all(np.isfinite(got)):
+        raise ExerciseMistake(
+            "log_likelihood: NaN or inf for the image whose logits are +-60 and +-800: log(sigmoid(a)) "
+            "takes the log of a probability rounded to 0, and log1p(exp(a)) overflows. Write it with "
+            "pt.softplus: log sigmoid(a) = -softplus(-a), log(1 - sigmoid(a)) = -softplus(a). (A compiled "
+            "function would have PyTensor rewrite log(sigmoid(a)) for you; do not count on it.)")
+    expected = elbo.bernoulli_log_likelihood(X_value, a_value)
+    return _judge("log_likelihood", got, expected, [
+        (-expected, "wrong sign: this is the log-likelihood (<= 0), not the cross-entropy."),
+        (expected / X_value.shape[1], "you averaged over pixels: sum them, one log p(x|z) per image."),
+    ], shape_hint="Return one value per image: sum over the pixel axis (axis=1) only.")
+
+
+def check_pytensor_kl_logsigma(kl_logsigma) -> bool:
+    """``kl_logsigma(mu, logsigma)``: symbolic mu, logsigma (N, L), float64 -> symbolic (N,):
+    KL(N(mu, sigma^2) || N(0, I)) per example for an encoder head that outputs log sigma,
+    1/2 sum_l (sigma_l^2 + mu_l^2 - 1 - 2 log sigma_l), sigma = exp(logsigma)."""
+    _, pt, _ = _pytensor()
+    rng = _rng()
+    mu_value, s_value = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    mu, logsigma = pt.matrix("mu", dtype="float64"), pt.matrix("logsigma", dtype="float64")
+    out, done = _attempt(kl_logsigma, mu, logsigma)
+    if not done:
+        return False
+    got = _evaluate_symbolic("kl_logsigma", out, [mu, logsigma], [mu_value, s_value])
+    expected = elbo.gaussian_kl(mu_value, 2 * s_value)
+    return _judge("kl_logsigma", got, expected, [
+        (elbo.gaussian_kl(mu_value, s_value), "you used the log-variance formula: here the head outputs "
+                                              "log sigma, so sigma^2 = exp(2 logsigma) and log sigma^2 = 2 logsigma."),
+        (0.5 * np.sum(np.exp(2 * s_value) + mu_value**2 - 1 - s_value, axis=1),
+         "log sigma^2 is 2 logsigma: the last term is -2 logsigma, to match exp(2 logsigma)."),
+        (-expected, "wrong sign: a KL divergence is >= 0; it is the ELBO that subtracts it."),
+        (2 * expected, "the factor 1/2 is missing."),
+        (expected / mu_value.shape[1], "you averaged over latent dimensions: sum them."),
+    ], shape_hint="Return one KL per example: sum over the latent axis (axis=1) only.")
+
+
+def check_pytensor_adam_updates(adam_updates) -> bool:
+    """``adam_updates(w, dw, lr, beta1, beta2, eps) -> [(shared variable, new value), ...]``:
+    one Adam step for the shared variable w given its symbolic gradient dw, as PyTensor
+    ``updates`` pairs, with the state (m, v, step count t) in shared variables the function
+    creates. Compiled once and run for three steps, w must follow
+    ``vae_teach.numpy_vae.optim.adam`` (torch.optim's formulas)."""
+    pytensor, pt, mode = _pytensor()
+    rng = _rng()
+    w0 = rng.normal(size=(3, 2))
+    grads = [rng.normal(size=(3, 2)) for _ in range(3)]
+    lr, b1, b2, eps = 0.1, 0.9, 0.999, 1e-8
+    w = pytensor.shared(w0.copy(), name="w")
+    dw = pt.matrix("dw", dtype="float64")
+    pairs, done = _attempt(adam_updates, w, dw, lr, b1, b2, eps)
+    if not done:
+        return False
+    if pairs is None:
+        raise ExerciseMistake("adam_updates returned None: return the list of (shared variable, new value) pairs.")
+    pairs = list(pairs.items()) if isinstance(pairs, dict) else list(pairs)
+    if not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs):
+        raise ExerciseMistake("adam_updates must return (shared variable, new value) pairs, e.g. [(m, new_m), ...].")
+    targets = [p[0] for p in pairs]
+    if not any(target is w for target in targets):
+        raise ExerciseMistake("adam_updates: w is not among the updated variables: include the pair (w, its new value).")
+    if len(pairs) == 1:
+        raise ExerciseMistake("adam_updates: only w is updated: m, v and the step count t must be shared variables with "
+                              "their own (variable, new value) pairs, or they keep their first values.")
+    try:
+        step = pytensor.function([dw], [], updates=pairs, mode=mode)
+    except TypeError as error:
+        raise ExerciseMistake(f"PyTensor refused the updates: {error}. Each new value must have its "
+                              "variable's type (dtype and number of dimensions).") from error
+    with np.errstate(all="ignore"):
+        for g in grads:
+            step(g)
+    got = w.get_value()
+    if not np.all(np.isfinite(got)):
+        raise ExerciseMistake("adam_updates: w became NaN or inf: in the right-hand sides t is still the old step count "
+                              "(0 at the first step, so 1 - beta1**t = 0); correct with t + 1, the new one.")
+
+    def reference(correct=True, old_moments=False, t_fixed=False):
+        w_ref, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+        for t, g in enumerate(grads, start=1):
+            m_new, v_new = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+            m_use, v_use = (m, v) if old_moments else (m_new, v_new)
+            t_use = 1 if t_fixed else t
+            if correct:
+                w_ref = w_ref - lr * (m_use / (1 - b1**t_use)) / (np.sqrt(v_use / (1 - b2**t_use)) + eps)
+            else:
+                w_ref = w_ref - lr * m_use / (np.sqrt(v_use) + eps)
+            m, v = m_new, v_new
+        return w_ref
+
+    w_torch, config = w0.copy(), {"lr": lr, "beta1": b1, "beta2": b2, "eps": eps}
+    for g in grads:
+        config = optim.adam(w_torch, g, config)
+    return _judge("adam_updates", got, w_torch, [
+        (reference(old_moments=True), "w's update uses m and v from before this step: every right-hand side "
+                                      "in `updates` sees the old values, so compute new_m and new_v once and "
+                                      "use them both in (m, new_m) and in w's update."),
+        (reference(t_fixed=True), "the step count t is never updated, so the bias correction stays at t = 1: "
+                                  "add (t, t + 1) to the updates."),
+        (reference(correct=False), "the bias correction is missing: divide m by (1 - beta1^t) and v by "
+                                   "(1 - beta2^t), with t the new step count."),
+    ])
+
+
+# --------------------------------------------------------------- lesson 05
+def _torch():
+    import torch
+
+    return torch
+
+
+def check_torch_reparameterize(reparameterize) -> bool:
+    """``reparameterize(mu, logvar, eps) -> z``: torch tensors (N, L) -> (N, L), z = mu + sigma * eps
+    with sigma = exp(0.5 * logvar), differentiable in mu and logvar (autograd must reach them)."""
+    torch = _torch()
+    rng = _rng()
+    values = [torch.from_numpy(rng.normal(size=(4, 3))) for _ in range(3)]
+    mu, logvar = (v.clone().requires_grad_(True) for v in values[:2])
+    got, done = _attempt(reparameterize, mu, logvar, values[2].clone())
+    if not done:
+        return False
+    if got is not None and not torch.is_tensor(got):
+        raise ExerciseMistake("reparameterize returned a NumPy array, not a tensor: compute with torch "
+                              "operations (torch.exp, *, +) so that autograd can follow them.")
+    if got is not None and not got.requires_grad:
+        raise ExerciseMistake("reparameterize: the result does not depend on mu and logvar for autograd "
+                              "(.detach(), .numpy() or torch.no_grad() cut the graph): z must stay a "
+                              "differentiable function of the encoder's outputs, that is the whole trick.")
+    mu_, logvar_, eps_ = (v.numpy() for v in values)
+    return _judge("reparameterize", None if got is None else got.detach().numpy(),
+                  elbo.reparameterize(mu_, logvar_, eps_), [
+        (mu_ + np.exp(logvar_) * eps_, "exp(logvar) is the variance, not the standard deviation: "
+                                       "sigma = torch.exp(0.5 * logvar)."),
+        (mu_ + logvar_ * eps_, "logvar is a log: sigma = torch.exp(0.5 * logvar)."),
+    ])
+
+
+def check_torch_loss(loss_function) -> bool:
+    """``loss_function(logits, x, mu, logvar) -> loss``: torch tensors (N, D), (N, D), (N, L), (N, L) ->
+    a scalar tensor, -ELBO in nats per image: the Bernoulli NLL from logits summed over pixels plus the
+    Gaussian KL summed over latent dimensions, averaged over the batch."""
+    torch = _torch()
+    rng = _rng()
+    a, X = rng.normal(scale=2, size=(5, 6)), rng.uniform(size=(5, 6))
+    mu, logvar = rng.normal(size=(5, 2)), rng.normal(size=(5, 2))
+    got, done = _attempt(loss_function, *(torch.from_numpy(v) for v in (a, X, mu, logvar)))
+    if not done:
+        return False
+    if torch.is_tensor(got):
+        got = got.detach().numpy()
+    nll = -elbo.bernoulli_log_likelihood(X, a)          # (N,)
+    kl = elbo.gaussian_kl(mu, logvar)                    # (N,)
+    return _judge("loss_function", got, np.mean(nll + kl), [
+        (np.mean(nll) / X.shape[1] + np.mean(kl),
+         "the NLL is averaged over pixels (F.binary_cross_entropy's default reduction='mean'): sum it "
+         "over the pixels of each image (reduction='sum', then divide by the batch size), as the ELBO is."),
+        (np.mean(nll) / X.shape[1] + np.mean(kl) / mu.shape[1],
+         "both terms are averaged over their dimensions: sum over pixels and latent dimensions, average "
+         "over the batch only."),
+        (np.sum(nll + kl), "the loss is summed over the batch: divide by the batch size, so that it reads "
+                           "in nats per image and the learning rate does not depend on the batch size."),
+        (np.mean(nll - kl), "the KL enters -ELBO with a plus sign: loss = NLL + KL."),
+        (nll + kl, "return the batch mean, a scalar, not one loss per image."),
+    ], shape_hint="Return a scalar (0-d tensor).")
+
+
+def check_torch_checkpoint(make_checkpoint) -> bool:
+    """``make_checkpoint(module) -> dict`` for a ``vae_teach.torch_vae.TorchVAE``: at least "config"
+    (``module.config.to_dict()``, plain types) and "state_dict" (``module.state_dict()``), such that
+    ``torch.load(..., weights_only=True)`` reads it back and a new module rebuilt from it has the same weights."""
+    import io
+
+    torch = _torch()
+    from vae_teach.interface import VAEConfig
+    from vae_teach.torch_vae import TorchVAE
+
+    module = TorchVAE(VAEConfig(input_dim=6, hidden_dims=(5,), latent_dim=2), seed=3, device="cpu")
+    got, done = _attempt(make_checkpoint, module)
+    if not done:
+        return False
+    if got is None:
+        raise ExerciseMistake("make_checkpoint returned None: did you forget the `return`?")
+    if isinstance(got, torch.nn.Module) or not isinstance(got, dict):
+        raise ExerciseMistake(f"make_checkpoint returned a {type(got).__name__}, not a dict: save the pieces "
+                              "({'config': ..., 'state_dict': ...}), not the module object, which only "
+                              "unpickling arbitrary code could restore.")
+    missing = {"config", "state_dict"} - set(got)
+    if missing:
+        raise ExerciseMistake(f"make_checkpoint: the dict lacks {sorted(missing)}; a model is rebuilt from "
+                              "its config (the architecture) and then filled with its state_dict (the weights).")
+    buffer = io.BytesIO()
+    torch.save(got, buffer)
+    buffer.seek(0)
+    try:
+        payload = torch.load(buffer, weights_only=True)
+    except Exception as error:
+        raise ExerciseMistake("make_checkpoint: torch.load(weights_only=True) refuses the dict "
+                              f"({type(error).__name__}): it holds an object other than tensors and plain "
+                              "Python types, such as the VAEConfig or the module. Store "
+                              "module.config.to_dict() and module.state_dict().") from error
+    if not isinstance(payload["config"], dict):
+        raise ExerciseMistake("make_checkpoint: 'config' should be module.config.to_dict(), a plain dict.")
+    rebuilt = TorchVAE(VAEConfig.from_dict(payload["config"]), seed=0, device="cpu")
+    try:
+        rebuilt.load_state_dict(payload["state_dict"])
+    except Exception as error:
+        raise ExerciseMistake("make_checkpoint: the 'state_dict' entry does not load into a rebuilt module "
+                              f"({type(error).__name__}); store module.state_dict() itself.") from error
+    want, have = module.get_params(), rebuilt.get_params()
+    if not all(np.array_equal(want[name], have[name]) for name in want):
+        raise ExerciseMistake("make_checkpoint: the rebuilt module's weights differ from the saved ones.")
+    print("✓ make_checkpoint: correct")
+    return True
