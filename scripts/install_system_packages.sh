@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the series uses, where they are missing:
 #   dataset-fashion-mnist  the full Fashion-MNIST, in /usr/share/datasets/fashion-mnist
+#   chromium               the browser tests/test_browser.py drives (lesson 06 in JupyterLab, the Voila page)
 # Needs root (or sudo) and apt-get; elsewhere it says what to install and goes on,
 # and the tests that need a package skip with that reason.
 set -euo pipefail
 missing=()
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "note: not a Debian system; for the full Fashion-MNIST lesson put its IDX files in \$VAE_TEACH_DATA/fashion-mnist" >&2
+  echo "note: not a Debian system; for the full Fashion-MNIST lesson put its IDX files in \$VAE_TEACH_DATA/fashion-mnist," >&2
+  echo "      and for the browser tests install Chromium (VAE_TEACH_CHROMIUM=its path); without it they skip" >&2
   exit 0
 fi
 if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo"; else

@@ -43,6 +43,18 @@ def _adam_updates(w, dw, lr, b1, b2, eps, old_moments=False, old_t=False, correc
 
 
 # check name -> (reference solution, [(typical mistake, words the feedback must contain)])
+def _pearson(mu, factors):
+    a, b = mu - mu.mean(0), factors - factors.mean(0)
+    return (a.T @ b) / np.outer(np.linalg.norm(a, axis=0), np.linalg.norm(b, axis=0))
+
+
+def _mixture(Z, mu, logvar, sigma_of=lambda lv: np.exp(0.5 * lv), reduce=np.mean):
+    sigma = sigma_of(logvar)
+    d = (Z[:, None, :] - mu[None]) / sigma[None]
+    each = np.exp(-0.5 * np.sum(d**2, axis=2)) / np.prod(np.sqrt(2 * np.pi) * sigma, axis=1)[None]
+    return reduce(each, axis=1)
+
+
 CASES = {
     "check_linear_forward": (
         lambda x, W, b: x @ W + b,
@@ -121,6 +133,24 @@ CASES = {
         [(lambda m: {"config": m.config, "state_dict": m.state_dict()}, "weights_only"),
          (lambda m: m, "not a dict"),
          (lambda m: {"state_dict": m.state_dict()}, "lacks")]),
+    "check_factor_correlation": (
+        _pearson,
+        [(lambda mu, f: mu.T @ f / np.outer(np.linalg.norm(mu, axis=0), np.linalg.norm(f, axis=0)), "centred"),
+         (lambda mu, f: (mu - mu.mean(0)).T @ (f - f.mean(0)) / len(mu), "covariance"),
+         (lambda mu, f: _pearson(mu, f).T, r"\(L, F\)"),
+         (lambda mu, f: np.corrcoef(mu.T, f.T), r"\[:L, L:\]")]),
+    "check_active_units": (
+        lambda mu, threshold: int(np.sum(mu.var(axis=0) > threshold)),
+        [(lambda mu, threshold: int(np.sum(mu.std(axis=0) > threshold)), "variance"),
+         (lambda mu, threshold: int(np.sum(mu.var(axis=0) > 0.01)), "threshold argument"),
+         (lambda mu, threshold: int(np.sum(mu.var(axis=0) <= threshold)), "inactive"),
+         (lambda mu, threshold: int(np.sum(mu.var(axis=1) > threshold)), "axis=0"),
+         (lambda mu, threshold: mu.var(axis=0) > threshold, "an int")]),
+    "check_aggregate_posterior_density": (
+        _mixture,
+        [(lambda Z, mu, lv: _mixture(Z, mu, lv, sigma_of=np.exp), "exp\\(logvar / 2\\)"),
+         (lambda Z, mu, lv: _mixture(Z, mu, lv, reduce=np.sum), "average the N components"),
+         (lambda Z, mu, lv: np.log(_mixture(Z, mu, lv)), "not its log")]),
 }
 
 

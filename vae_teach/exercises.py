@@ -13,8 +13,10 @@ compares the result with the reference answer. It then
 
 Exercises live in lessons 01 (linear_forward, reconstruction_bce,
 interpolate), 02 (gaussian_kl, reparameterize, gaussian_entropy), 03
-(linear_backward, dlogvar, adam_update) and 04 (pytensor_log_likelihood,
-pytensor_kl_logsigma, pytensor_adam_updates: symbolic, need PyTensor).
+(linear_backward, dlogvar, adam_update), 04 (pytensor_log_likelihood,
+pytensor_kl_logsigma, pytensor_adam_updates: symbolic, need PyTensor), 05
+(torch_reparameterize, torch_loss, torch_checkpoint: need PyTorch) and 06
+(factor_correlation, active_units, aggregate_posterior_density).
 """
 
 from __future__ import annotations
@@ -504,3 +506,88 @@ def check_torch_checkpoint(make_checkpoint) -> bool:
         raise ExerciseMistake("make_checkpoint: the rebuilt module's weights differ from the saved ones.")
     print("✓ make_checkpoint: correct")
     return True
+
+
+# --------------------------------------------------------------- lesson 06
+def check_factor_correlation(factor_correlation) -> bool:
+    """``factor_correlation(mu, factors) -> (L, F)``: Pearson's correlation of each latent
+    dimension mu[:, l] with each true factor factors[:, f], over the N examples."""
+    rng = _rng()
+    factors = rng.uniform(-1, 1, size=(40, 2)) + np.array([3.0, -1.0])         # (N, F), off-centre
+    mu = np.c_[2.0 * factors[:, 1] + rng.normal(scale=0.5, size=40) + 5.0,
+               rng.normal(size=40), -0.3 * factors[:, 0] + rng.normal(scale=0.1, size=40)]  # (N, L)
+    got, done = _attempt(factor_correlation, mu.copy(), factors.copy())
+    if not done:
+        return False
+    n = len(mu)
+    a, b = mu - mu.mean(0), factors - factors.mean(0)
+    cov = a.T @ b / n                                                            # (L, F)
+    expected = cov / np.outer(a.std(0), b.std(0))
+    raw = mu.T @ factors / np.outer(np.linalg.norm(mu, axis=0), np.linalg.norm(factors, axis=0))
+    return _judge("factor_correlation", got, expected, [
+        (raw, ("subtract each column's mean first: the correlation is the cosine of the *centred* "
+               "columns, mu - mu.mean(axis=0) and factors - factors.mean(axis=0).")),
+        (cov, "that is the covariance: divide it by both standard deviations, std(mu_l) * std(factor_f)."),
+        (cov * n / (n - 1) / np.outer(a.std(0), b.std(0)),
+         ("the covariance and the standard deviations use different normalisations (1/(N-1) against "
+          "1/N): use the same in both, and they cancel.")),
+    ], shape_hint="One row per latent dimension, one column per factor: (L, F). np.corrcoef(mu.T, factors.T) "
+                  "is the (L + F, L + F) matrix of all pairs; its top-right block [:L, L:] is the table.")
+
+
+def check_active_units(active_units) -> bool:
+    """``active_units(mu, threshold) -> int``: how many latent dimensions have posterior
+    means that vary across the examples, Var_n[mu[n, l]] > threshold (Burda et al. 2016)."""
+    rng = _rng()
+    scales = np.array([1.0, 0.5, 0.05, 0.2, 0.001])                             # std of each dimension
+    mu = rng.standard_normal((400, 5))
+    mu = (mu - mu.mean(0)) / mu.std(0) * scales + 0.7                            # variances: scales**2
+    answers = []
+    for threshold in (0.01, 0.1):
+        got, done = _attempt(active_units, mu.copy(), threshold)
+        if not done:
+            return False
+        if np.ndim(got) != 0:
+            raise ExerciseMistake(f"active_units returned an array of shape {np.shape(got)}: return the "
+                                  "number of active dimensions, an int (e.g. int(np.sum(mask))).")
+        answers.append(got)
+    variance = mu.var(axis=0)
+    count = lambda values, threshold: int(np.sum(values > threshold))  # noqa: E731
+    return _judge("active_units", answers, [count(variance, 0.01), count(variance, 0.1)], [
+        ([count(mu.std(0), 0.01), count(mu.std(0), 0.1)],
+         "compare the *variance* of each dimension's means with the threshold, not the standard deviation."),
+        ([count(variance, 0.01)] * 2, "use the threshold argument, not a fixed 0.01."),
+        ([5 - count(variance, 0.01), 5 - count(variance, 0.1)],
+         "you counted the inactive dimensions: count those whose variance is *above* the threshold."),
+        ([count(mu.var(axis=1), 0.01), count(mu.var(axis=1), 0.1)],
+         ("take the variance over the examples (axis=0), one per latent dimension, not across the "
+          "latent dimensions of each example.")),
+    ])
+
+
+def check_aggregate_posterior_density(aggregate_posterior_density) -> bool:
+    """``aggregate_posterior_density(Z, mu, logvar) -> (M,)``: q(z) = 1/N sum_n
+    N(z; mu_n, diag(exp(logvar_n))) at each of the M rows of Z: Z (M, L), mu and logvar (N, L)."""
+    rng = _rng()
+    Z = rng.normal(size=(6, 2))
+    mu, logvar = rng.normal(size=(4, 2)), rng.normal(scale=0.5, size=(4, 2)) - 0.5
+    got, done = _attempt(aggregate_posterior_density, Z.copy(), mu.copy(), logvar.copy())
+    if not done:
+        return False
+
+    def mixture(sigma, reduce=np.mean, normalised=True):
+        d = (Z[:, None, :] - mu[None]) / sigma[None]                             # (M, N, L)
+        each = np.exp(-0.5 * np.sum(d**2, axis=2))                               # (M, N)
+        if normalised:
+            each = each / np.prod(np.sqrt(2 * np.pi) * sigma, axis=1)[None]
+        return reduce(each, axis=1)
+
+    expected = mixture(np.exp(0.5 * logvar))
+    return _judge("aggregate_posterior_density", got, expected, [
+        (mixture(np.exp(logvar)), "exp(logvar) is the variance: the standard deviation is exp(logvar / 2)."),
+        (mixture(np.exp(0.5 * logvar), reduce=np.sum),
+         "average the N components (1/N sum_n), do not add them: q(z) must integrate to 1."),
+        (mixture(np.exp(0.5 * logvar), normalised=False),
+         "each Gaussian needs its normalising constant, 1 / prod_l (sqrt(2 pi) sigma_l)."),
+        (np.log(expected), "return the density q(z), not its log."),
+    ], shape_hint="One density per row of Z: (M,).")
