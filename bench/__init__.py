@@ -1,0 +1,1 @@
+"""Side-by-side training benchmarks of the vae_teach backends (not tests): see bench/README.md."""
