@@ -27,6 +27,7 @@ from vae_teach.data import (
     batch_indices,
     binarize_dynamic,
     binarize_static,
+    dequantize,
     load_dataset,
     minibatches,
     read_idx,
@@ -525,6 +526,25 @@ def test_binarize_dynamic_is_bernoulli():
     np.testing.assert_array_equal(binarize_dynamic(X, 7), binarize_dynamic(X, 7))
     ends = np.array([[0.0, 1.0]] * 1000)
     np.testing.assert_array_equal(binarize_dynamic(ends, 1), ends)
+
+
+def test_dequantize_spreads_each_level_over_its_own_bin():
+    k = np.random.default_rng(0).integers(0, 256, size=(300, 50))
+    X = (k / 255).astype(np.float32)
+    Y = dequantize(X, 1)
+    assert Y.dtype == np.float32 and np.all((Y >= 0) & (Y < 1))
+    np.testing.assert_array_equal(np.floor(Y.astype(np.float64) * 256), k)   # stays in bin k
+    offsets = Y.astype(np.float64) * 256 - k
+    assert abs(offsets.mean() - 0.5) < 0.01 and abs(offsets.var() - 1 / 12) < 0.005   # U(0, 1) within bins
+    assert not np.array_equal(Y, dequantize(X, 2)), "a new draw for a new seed"
+    np.testing.assert_array_equal(Y, dequantize(X, 1))
+
+
+def test_dequantize_refuses_data_between_levels_or_outside_0_1():
+    with pytest.raises(ValueError, match="between levels"):
+        dequantize(np.array([[0.5 / 255, 1.0]]), 0)
+    with pytest.raises(ValueError, match="divide 0..255 images by 255"):
+        dequantize(np.array([[3.0]]), 0)
 
 
 # ---------------------------------------------------------------- minibatches

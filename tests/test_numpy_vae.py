@@ -188,3 +188,144 @@ def test_optimizer_rejects_unknown_rule_and_updates_in_place():
     Optimizer("sgd", lr=0.5).step(params, {"a": np.ones(2)})
     assert params["a"] is before
     np.testing.assert_allclose(before, [0.5, 0.5])
+
+
+# ----- lesson 07: the likelihoods; lesson 08: the IWAE objective and a free q(z|x)
+LIKELIHOOD_NAMES = ["bernoulli", "gaussian", "gaussian-learned", "continuous-bernoulli"]
+
+
+def _likelihood_model(rng, likelihood, hidden_dims=(7,), small_logits=False):
+    config = VAEConfig(12, hidden_dims, 3, "tanh", "logvar", likelihood=likelihood, output_logvar=-1.3)
+    model = NumpyVAE(config, seed=1, dtype=np.float64)
+    if likelihood == "gaussian-learned":
+        model.params["out_logvar"] = rng.normal(size=12) * 0.5 - 1.0
+    if small_logits:  # logits within 1e-2 of 0 for some pixels: the CB normaliser's series branch
+        model.params["out_W"] *= 1e-3
+        model.params["out_b"][:6] = 0.0
+        model.params["out_b"][6:] *= 1e-3
+    return model
+
+
+@pytest.mark.parametrize("objective", ["elbo", "iwae"])
+@pytest.mark.parametrize("likelihood", LIKELIHOOD_NAMES)
+def test_every_likelihood_and_objective_has_a_correct_gradient(rng, likelihood, objective):
+    model = _likelihood_model(rng, likelihood, hidden_dims=(7, 5))
+    X = rng.random((5, 12))
+    errors = check_model_gradients(model, X, rng.normal(size=(4, 5, 3)), objective=objective)
+    assert set(errors) == set(model.params)
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+def test_continuous_bernoulli_gradient_is_right_where_lambda_is_one_half(rng):
+    model = _likelihood_model(rng, "continuous-bernoulli", small_logits=True)
+    X = rng.random((5, 12))
+    eps = rng.normal(size=(2, 5, 3))
+    logits = model.decode_logits(model.encode(X)[0])
+    assert np.mean(np.abs(logits) < 1e-2) > 0.4          # the series branch is exercised
+    errors = check_model_gradients(model, X, eps)
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOOD_NAMES)
+def test_likelihood_layers_backward(rng, likelihood):
+    logits, X, dout = rng.normal(size=(4, 6)), rng.random((4, 6)), rng.normal(size=4)
+    if likelihood == "continuous-bernoulli":
+        logits[0, :3] = [0.0, 3e-3, -8e-3]
+        assert_backward_matches(layers.continuous_bernoulli_nll_forward, layers.continuous_bernoulli_nll_backward,
+                                [logits, X], [0], dout)
+        nll, _ = layers.continuous_bernoulli_nll_forward(logits, X)
+        np.testing.assert_allclose(nll, -elbo.continuous_bernoulli_log_likelihood(X, logits), rtol=1e-13)
+    elif likelihood.startswith("gaussian"):
+        logvar = rng.normal(size=6) if likelihood == "gaussian-learned" else np.float64(-0.7)
+        logvar = np.asarray(logvar)
+        assert_backward_matches(layers.sigmoid_gaussian_nll_forward, layers.sigmoid_gaussian_nll_backward,
+                                [logits, X, logvar], [0], dout)
+        nll, cache = layers.sigmoid_gaussian_nll_forward(logits, X, logvar)
+        dlogvar = layers.sigmoid_gaussian_nll_backward(dout, cache)[1]     # (D,): summed over the batch
+        numeric = numerical_gradient_of_array(
+            lambda: layers.sigmoid_gaussian_nll_forward(logits, X, logvar)[0], logvar, dout)
+        assert relative_error(numeric, dlogvar if logvar.ndim else dlogvar.sum()) < TOLERANCE
+        np.testing.assert_allclose(nll, -elbo.log_likelihood(X, logits, likelihood, logvar), rtol=1e-13)
+    else:
+        assert_backward_matches(layers.sigmoid_bce_forward, layers.sigmoid_bce_backward, [logits, X], [0], dout)
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOOD_NAMES)
+def test_model_elbo_decode_and_log_likelihood_follow_the_config(rng, likelihood):
+    model = _likelihood_model(rng, likelihood)
+    X, eps = rng.random((4, 12)), rng.normal(size=(3, 4, 3))
+    mu, logvar = model.encode(X)
+    expected = elbo.elbo_estimate(X, mu, logvar, eps, model.decode_logits, likelihood, model.output_logvar)
+    np.testing.assert_allclose(model.elbo_with_noise(X, eps), expected, rtol=1e-12)
+    Z = rng.normal(size=(4, 3))
+    np.testing.assert_allclose(model.decode(Z), elbo.likelihood_mean(model.decode_logits(Z), likelihood), rtol=1e-14)
+    np.testing.assert_allclose(model.log_likelihood(X, Z),
+                               elbo.log_likelihood(X, model.decode_logits(Z), likelihood, model.output_logvar))
+    learned = likelihood == "gaussian-learned"
+    assert ("out_logvar" in model.get_params()) == learned
+    if learned:
+        assert model.get_params()["out_logvar"].shape == (12,)
+        with pytest.raises(ValueError, match="missing 'out_logvar'"):
+            model.set_params({k: v for k, v in model.get_params().items() if k != "out_logvar"})
+    if likelihood == "gaussian":
+        assert model.output_logvar == -1.3
+
+
+def test_learned_variance_starts_at_output_logvar_and_config_refuses_nonsense():
+    model = NumpyVAE(VAEConfig(8, (4,), 2, likelihood="gaussian-learned", output_logvar=-2.0))
+    np.testing.assert_array_equal(model.params["out_logvar"], np.full(8, -2.0, np.float32))
+    with pytest.raises(ValueError, match="likelihood must be one of"):
+        VAEConfig(8, likelihood="gauss")
+    with pytest.raises(ValueError, match="finite"):
+        VAEConfig(8, likelihood="gaussian", output_logvar=float("nan"))
+    assert VAEConfig.from_dict({"input_dim": 8, "hidden_dims": [4], "latent_dim": 2}).likelihood == "bernoulli"
+
+
+def test_iwae_with_one_sample_is_the_log_weight_and_never_below_the_mean_log_weight(rng):
+    model = _likelihood_model(rng, "bernoulli")
+    X = rng.random((5, 12))
+    eps = rng.normal(size=(6, 5, 3))
+    mu, logvar = model.encode(X)
+    Z = mu + np.exp(0.5 * logvar) * eps
+    log_px = np.stack([model.log_likelihood(X, Z[k]) for k in range(6)])
+    log_w = elbo.log_importance_weights(log_px, Z, mu, logvar)
+    np.testing.assert_allclose(model.iwae_with_noise(X, eps), elbo.iwae_bound(log_w), rtol=1e-12)
+    np.testing.assert_allclose(model.iwae_with_noise(X, eps[:1]), log_w[0], rtol=1e-12)
+    # Jensen, sample by sample: log mean w >= mean log w (the ELBO with a Monte Carlo KL).
+    assert np.all(model.iwae_with_noise(X, eps) >= log_w.mean(axis=0) - 1e-12)
+
+
+def test_kl_weight_scales_the_kl_and_is_refused_for_iwae(rng):
+    model = _likelihood_model(rng, "bernoulli")
+    X, eps = rng.random((5, 12)), rng.normal(size=(2, 5, 3))
+    loss1, _ = model.loss_and_grads(X, eps)
+    loss_beta, grads = model.loss_and_grads(X, eps, kl_weight=784.0)
+    kl = elbo.gaussian_kl(*model.encode(X)).mean()
+    assert loss_beta - loss1 == pytest.approx(783 * kl, rel=1e-10)
+    w = model.params["mu_W"]
+    numeric = numerical_gradient(lambda: model.loss_and_grads(X, eps, kl_weight=784.0)[0], w)
+    assert relative_error(numeric, grads["mu_W"]) < TOLERANCE
+    with pytest.raises(ValueError, match="ELBO objective only"):
+        model.loss_and_grads(X, eps, objective="iwae", kl_weight=2.0)
+    with pytest.raises(ValueError, match="objective must be one of"):
+        model.loss_and_grads(X, eps, objective="vimco")
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian-learned"])
+def test_latent_elbo_and_grads_match_centred_differences_and_the_encoder_path(rng, likelihood):
+    model = _likelihood_model(rng, likelihood)
+    X, eps = rng.random((4, 12)), rng.normal(size=(3, 4, 3))
+    mu, logvar = rng.normal(size=(4, 3)), rng.normal(size=(4, 3)) * 0.3
+    value, dmu, dlogvar = model.latent_elbo_and_grads(X, mu, logvar, eps)
+    for array, analytic in ((mu, dmu), (logvar, dlogvar)):
+        numeric = numerical_gradient(lambda: float(model.latent_elbo_and_grads(X, mu, logvar, eps)[0].sum()), array)
+        assert relative_error(numeric, analytic) < TOLERANCE
+    mu_enc, logvar_enc = model.encode(X)
+    np.testing.assert_allclose(model.latent_elbo_and_grads(X, mu_enc, logvar_enc, eps)[0],
+                               model.elbo_with_noise(X, eps), rtol=1e-13)
+    params_before = model.get_params()
+    model.latent_elbo_and_grads(X, mu, logvar, eps)
+    for name, value in model.get_params().items():           # the decoder is held fixed
+        np.testing.assert_array_equal(value, params_before[name])
+    with pytest.raises(ValueError, match=r"shape \(N, L\) = \(4, 3\)"):
+        model.latent_elbo_and_grads(X, mu[:, :2], logvar, eps)

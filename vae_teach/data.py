@@ -627,6 +627,28 @@ def binarize_dynamic(X: np.ndarray, rng: np.random.Generator | int) -> np.ndarra
     return (rng.random(X.shape, dtype=np.float32) < X).astype(np.float32)
 
 
+def dequantize(X: np.ndarray, rng: np.random.Generator | int, levels: int = 256) -> np.ndarray:
+    """Spread each 8-bit intensity uniformly over its bin: y = (k + u) / levels, u ~ U(0, 1).
+
+    A continuous density (Gaussian, continuous Bernoulli) on the raw values
+    k / 255 can grow without bound by squeezing onto them; on dequantised
+    data it cannot, and -log p(y) + D log(levels) bounds the discrete data's
+    -log P(k) (lesson 07). Redo it every epoch, like dynamic binarisation.
+
+    Parameters: X: (N, D) with values k / (levels - 1), k integer; rng: a
+    Generator or a seed. Returns: (N, D) float32 in (0, 1).
+    """
+    X = _check_unit(X)
+    k = np.rint(X * (levels - 1))
+    if X.size and np.max(np.abs(X * (levels - 1) - k)) > 1e-3:
+        raise ValueError(
+            f"dequantize expects {levels}-level images (values k / {levels - 1}), but some "
+            f"values lie between levels; was the data already dequantised or rescaled?"
+        )
+    rng = np.random.default_rng(rng)
+    return ((k + rng.random(X.shape)) / levels).astype(np.float32)
+
+
 def _check_unit(X: np.ndarray) -> np.ndarray:
     """X as an array, after checking its values lie in [0, 1]."""
     X = np.asarray(X)

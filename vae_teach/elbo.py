@@ -6,13 +6,17 @@ sample axis, (K, N, L). Every function returns values *per example*, summed
 over pixels and latent dimensions, in nats; averaging over the batch is the
 caller's choice, made explicitly.
 
-Defined in notebook 02 (the ELBO, the Gaussian KL, reparameterisation) and
-used by every backend's tests as the trusted reference.
+Defined in notebook 02 (the ELBO, the Gaussian KL, reparameterisation),
+notebook 07 (the likelihoods: Gaussian, continuous Bernoulli) and notebook 08
+(K samples, the IWAE bound), and used by every backend's tests as the trusted
+reference.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from vae_teach.interface import LIKELIHOODS
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -67,6 +71,114 @@ def gaussian_log_likelihood(X: np.ndarray, mean: np.ndarray, logvar) -> np.ndarr
     return np.sum(np.broadcast_to(per_dim, np.broadcast(X, mean, logvar).shape), axis=-1)
 
 
+def continuous_bernoulli_log_normalizer(logits: np.ndarray) -> np.ndarray:
+    """log C(lambda) of the continuous Bernoulli, lambda = sigmoid(a), elementwise.
+
+    CB(x | lambda) = C(lambda) lambda^x (1 - lambda)^(1 - x) on x in [0, 1], with
+    C(lambda) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda) and C(1/2) = 2
+    (Loaiza-Ganem & Cunningham, 2019). In logits, 1 - 2 lambda = -tanh(a / 2)
+    and artanh(1 - 2 lambda) = -a / 2, so C = a / tanh(a / 2): no 0/0 to divide
+    except at a = 0 itself. Computed as log|a| - log(1 - e^-|a|) + log(1 + e^-|a|)
+    (expm1 keeps 1 - e^-|a| exact for small |a|), and for |a| < 1e-2 by the
+    series log 2 + a^2/12 - 7 a^4/1440, whose next term (31 a^6/90720) is below
+    4e-16 there.
+
+    Parameters: logits: any shape. Returns: the same shape, nats, >= log 2.
+    """
+    a = np.asarray(logits, dtype=np.result_type(logits, np.float32))
+    abs_a = np.abs(a)
+    small = abs_a < 1e-2
+    safe = np.where(small, 1.0, abs_a)                     # keeps log and expm1 away from 0
+    direct = np.log(safe) - np.log(-np.expm1(-safe)) + np.log1p(np.exp(-safe))
+    a2 = a * a
+    series = np.log(2.0) + a2 / 12.0 - 7.0 * a2 * a2 / 1440.0
+    return np.where(small, series, direct).astype(a.dtype, copy=False)
+
+
+def continuous_bernoulli_log_normalizer_grad(logits: np.ndarray) -> np.ndarray:
+    """d log C / d a = 1/a - 1/sinh(a), elementwise; a/6 - 7a^3/360 near 0. Same shape."""
+    a = np.asarray(logits, dtype=np.result_type(logits, np.float32))
+    small = np.abs(a) < 1e-2
+    safe = np.where(small, 1.0, a)
+    with np.errstate(over="ignore"):                      # sinh(|a| > 710) = inf: 1/inf = 0, exact
+        direct = 1.0 / safe - 1.0 / np.sinh(safe)
+    series = a / 6.0 - 7.0 * a ** 3 / 360.0
+    return np.where(small, series, direct).astype(a.dtype, copy=False)
+
+
+def continuous_bernoulli_log_likelihood(X: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """log CB(x | sigmoid(a)), summed over the last axis: the Bernoulli formula plus log C.
+
+    log p = sum_d x_d a_d - softplus(a_d) + log C(a_d), a normalised density
+    on [0, 1]^D (unlike the Bernoulli formula on grey pixels, whose integral
+    over [0, 1] is 1 / C(lambda) < 1).
+
+    Parameters: X: (N, D) in [0, 1]; logits: (..., N, D). Returns: (..., N) nats.
+    """
+    return np.sum(X * logits - softplus(logits) + continuous_bernoulli_log_normalizer(logits), axis=-1)
+
+
+def continuous_bernoulli_mean(logits: np.ndarray) -> np.ndarray:
+    """E[x] under CB(sigmoid(a)) = 1 / (1 - e^-a) - 1/a (1/2 + a/12 - a^3/720 near 0).
+
+    Not sigmoid(a): the shape parameter lambda is not the mean, which lies
+    closer to 1/2. Parameters: logits: any shape. Returns: the same shape, in (0, 1).
+    """
+    a = np.asarray(logits, dtype=np.result_type(logits, np.float32))
+    small = np.abs(a) < 1e-2
+    safe = np.where(small, 1.0, a)
+    with np.errstate(over="ignore"):                      # expm1(-a) = inf for a < -710: 0 - 1/a
+        direct = -1.0 / np.expm1(-safe) - 1.0 / safe
+    series = 0.5 + a / 12.0 - a ** 3 / 720.0
+    return np.where(small, series, direct).astype(a.dtype, copy=False)
+
+
+def continuous_bernoulli_sample(logits: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Samples of CB(sigmoid(a)) by inverting its CDF at uniform ``u``.
+
+    x = log(1 + u (e^a - 1)) / a, written as 1 + log(u + (1 - u) e^-a) / a for
+    a > 0 so that e^a never overflows; x = u near a = 0, where CB is uniform.
+    Parameters: logits, u: the same shape, u in (0, 1). Returns: that shape, in [0, 1].
+    """
+    a = np.asarray(logits, dtype=np.result_type(logits, np.float32))
+    u = np.asarray(u, dtype=a.dtype)
+    small = np.abs(a) < 1e-6
+    safe = np.where(small, 1.0, a)
+    with np.errstate(over="ignore", divide="ignore"):
+        positive = 1.0 + np.log(u + (1.0 - u) * np.exp(-np.maximum(safe, 0))) / safe
+        negative = np.log1p(u * np.expm1(np.minimum(safe, 0))) / safe
+    x = np.where(safe > 0, positive, negative)
+    return np.clip(np.where(small, u, x), 0.0, 1.0)
+
+
+def log_likelihood(X: np.ndarray, logits: np.ndarray, likelihood: str = "bernoulli",
+                   logvar=0.0) -> np.ndarray:
+    """log p(x | z) of every decoder likelihood, from the decoder's logits a.
+
+    "bernoulli": sum x a - softplus(a); "gaussian" and "gaussian-learned":
+    log N(x; sigmoid(a), exp(logvar)) (logvar: scalar or (D,)); "continuous-
+    bernoulli": the Bernoulli formula plus log C(a). Defined in notebook 07.
+
+    Parameters: X: (N, D); logits: (..., N, D). Returns: (..., N) nats.
+    """
+    if likelihood == "bernoulli":
+        return bernoulli_log_likelihood(X, logits)
+    if likelihood in ("gaussian", "gaussian-learned"):
+        return gaussian_log_likelihood(X, sigmoid(logits), logvar)
+    if likelihood == "continuous-bernoulli":
+        return continuous_bernoulli_log_likelihood(X, logits)
+    raise ValueError(f"unknown likelihood {likelihood!r}; use one of {LIKELIHOODS}.")
+
+
+def likelihood_mean(logits: np.ndarray, likelihood: str = "bernoulli") -> np.ndarray:
+    """E[x | z] from the logits: sigmoid(a), except the continuous Bernoulli's own mean."""
+    if likelihood == "continuous-bernoulli":
+        return continuous_bernoulli_mean(logits)
+    if likelihood in LIKELIHOODS:
+        return sigmoid(logits)
+    raise ValueError(f"unknown likelihood {likelihood!r}; use one of {LIKELIHOODS}.")
+
+
 def standard_normal_log_density(Z: np.ndarray) -> np.ndarray:
     """log N(z; 0, I): (..., L) -> (...,) nats. The prior p(z)."""
     return gaussian_log_likelihood(Z, 0.0, 0.0)
@@ -81,13 +193,15 @@ def reparameterize(mu: np.ndarray, logvar: np.ndarray, eps: np.ndarray) -> np.nd
     return mu + np.exp(0.5 * logvar) * eps
 
 
-def elbo_estimate(X, mu, logvar, eps, decode_logits) -> np.ndarray:
+def elbo_estimate(X, mu, logvar, eps, decode_logits, likelihood: str = "bernoulli",
+                  output_logvar=0.0) -> np.ndarray:
     """The ELBO with K Monte Carlo samples and the analytic KL, per example.
 
     ELBO(x) = 1/K sum_k log p(x | z_k) - KL(q(z|x) || p(z)), z_k = mu + sigma eps_k.
 
     Parameters: X: (N, D); mu, logvar: (N, L); eps: (K, N, L);
-    decode_logits: callable (M, L) -> (M, D) logits. Returns: (N,) nats.
+    decode_logits: callable (M, L) -> (M, D) logits; likelihood, output_logvar:
+    as for :func:`log_likelihood`. Returns: (N,) nats.
     """
     eps = np.asarray(eps)
     if eps.ndim == 2:
@@ -95,7 +209,7 @@ def elbo_estimate(X, mu, logvar, eps, decode_logits) -> np.ndarray:
     K, N, L = eps.shape
     Z = reparameterize(mu, logvar, eps)                      # (K, N, L)
     logits = decode_logits(Z.reshape(K * N, L)).reshape(K, N, -1)
-    log_px = bernoulli_log_likelihood(X, logits)              # (K, N)
+    log_px = log_likelihood(X, logits, likelihood, output_logvar)   # (K, N)
     return log_px.mean(axis=0) - gaussian_kl(mu, logvar)
 
 
@@ -118,6 +232,13 @@ def logsumexp(a: np.ndarray, axis: int = 0) -> np.ndarray:
     with np.errstate(divide="ignore"):  # all weights zero: log 0 = -inf is the answer
         out = np.log(np.sum(np.exp(a - a_max), axis=axis, keepdims=True)) + a_max
     return np.squeeze(out, axis=axis)
+
+
+def softmax(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """exp(a) / sum exp(a) along ``axis``: the normalised importance weights w~ of lesson 08."""
+    a = np.asarray(a)
+    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def iwae_bound(log_weights: np.ndarray) -> np.ndarray:

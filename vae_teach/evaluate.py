@@ -1,7 +1,9 @@
-"""Evaluation for any protocol model: test ELBO and importance-sampled log p(x).
+"""Evaluation for any protocol model: test ELBO, importance-sampled log p(x), units.
 
 Works with every backend through ``vae_teach.interface`` only, in batches so
 that memory stays bounded however large the test set or the sample count.
+The importance-sampled estimate and its standard error are lesson 08's; the
+units (nats per image, bits per dimension) lesson 07's.
 """
 
 from __future__ import annotations
@@ -10,8 +12,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vae_teach.elbo import log_importance_weights
+from vae_teach.elbo import gaussian_kl, log_importance_weights
 from vae_teach.interface import VAEModel, draw_noise
+
+LOG_2 = float(np.log(2.0))
+
+
+def bits_per_dim(log_likelihood_nats, input_dim: int, levels: int | None = None):
+    """A log-likelihood in nats per image as bits per dimension (lower is better).
+
+    bits/dim = -log p(x) / (D log 2). For a continuous density fitted to
+    dequantised ``levels``-level images scaled to [0, 1] (``levels=256`` for
+    8-bit pixels), add log2(levels): -log p(y) + D log(levels) bounds the
+    discrete images' -log P(k) (lesson 07), which is what papers report.
+
+    Parameters: log_likelihood_nats: a float or array (nats per image);
+    input_dim: D. Returns: the same shape, bits per dimension.
+    """
+    bits = -np.asarray(log_likelihood_nats, dtype=np.float64) / (input_dim * LOG_2)
+    if levels is not None:
+        if levels < 2:
+            raise ValueError(f"levels must be >= 2 (256 for 8-bit images), got {levels}.")
+        bits = bits + np.log2(levels)
+    return bits if bits.ndim else float(bits)
 
 
 def dataset_elbo(model: VAEModel, X: np.ndarray, n_samples: int = 1, seed: int = 0,
@@ -40,29 +63,44 @@ class LogLikelihoodEstimate:
 
 
 def importance_sampled_log_likelihood(model: VAEModel, X: np.ndarray, k: int = 1000, seed: int = 0,
-                                      batch_size: int = 100, samples_per_chunk: int = 100
+                                      batch_size: int = 100, samples_per_chunk: int = 100,
+                                      proposal: tuple[np.ndarray, np.ndarray] | None = None
                                       ) -> LogLikelihoodEstimate:
     """log p(x) ~ log 1/k sum_j p(x|z_j) p(z_j) / q(z_j|x), z_j ~ q(z|x) (the IWAE_k bound).
 
     The estimate is a lower bound in expectation that tightens as k grows.
     Samples are drawn ``samples_per_chunk`` at a time and combined by a running
-    log-sum-exp, so memory is O(batch_size * samples_per_chunk * D).
-    Inputs: X: (N, D). Returns: ``LogLikelihoodEstimate``.
+    log-sum-exp, so memory is O(batch_size * samples_per_chunk * D). Example
+    i's noise comes from its own stream (seeded by ``seed`` and i), so the
+    result does not depend on batch_size or samples_per_chunk.
+
+    Inputs: X: (N, D); proposal: q's (mu, logvar), each (N, L), instead of
+    the encoder's (e.g. per-example optimised q, lesson 08).
+    Returns: ``LogLikelihoodEstimate``.
     """
     X = np.asarray(X)
     if k < 1 or batch_size < 1 or samples_per_chunk < 1:
         raise ValueError(f"k, batch_size and samples_per_chunk must be >= 1, got {k}, {batch_size}, "
                          f"{samples_per_chunk}.")
     L = model.latent_dim
+    if proposal is not None:
+        proposal = tuple(np.asarray(a, dtype=np.float64) for a in proposal)
+        if len(proposal) != 2 or any(a.shape != (len(X), L) for a in proposal):
+            raise ValueError(f"proposal must be (mu, logvar), each of shape (N, L) = ({len(X)}, {L}), "
+                             f"got shapes {[np.shape(a) for a in proposal]}.")
     estimates = []
-    for b, start in enumerate(range(0, len(X), batch_size)):
+    for start in range(0, len(X), batch_size):
         X_b = X[start:start + batch_size]
         n = len(X_b)
-        mu, logvar = (np.asarray(a, dtype=np.float64) for a in model.encode(X_b))
+        if proposal is None:
+            mu, logvar = (np.asarray(a, dtype=np.float64) for a in model.encode(X_b))
+        else:
+            mu, logvar = (a[start:start + n] for a in proposal)
+        streams = [np.random.default_rng((seed, start + i)) for i in range(n)]
         running = np.full(n, -np.inf)
-        for c, k_start in enumerate(range(0, k, samples_per_chunk)):
+        for k_start in range(0, k, samples_per_chunk):
             k_c = min(samples_per_chunk, k - k_start)
-            eps = draw_noise(seed + 7919 * b + c, k_c, n, L)                     # (k_c, n, L)
+            eps = np.stack([r.standard_normal((k_c, L)) for r in streams], axis=1)  # (k_c, n, L)
             Z = mu + np.exp(0.5 * logvar) * eps
             X_rep = np.broadcast_to(X_b, (k_c,) + X_b.shape).reshape(k_c * n, -1)
             log_px = np.asarray(model.log_likelihood(X_rep, Z.reshape(k_c * n, L)), np.float64)
@@ -72,3 +110,24 @@ def importance_sampled_log_likelihood(model: VAEModel, X: np.ndarray, k: int = 1
     per_example = np.concatenate(estimates)
     se = float(per_example.std(ddof=1) / np.sqrt(len(per_example))) if len(per_example) > 1 else float("nan")
     return LogLikelihoodEstimate(per_example, float(per_example.mean()), se, k)
+
+
+def elbo_of_q(model: VAEModel, X: np.ndarray, mu: np.ndarray, logvar: np.ndarray,
+              n_samples: int = 100, seed: int = 0) -> np.ndarray:
+    """The ELBO of each x_n under a given q(z|x_n) = N(mu_n, exp(logvar_n)), not the encoder's.
+
+    ELBO_n = 1/K sum_k log p(x_n | z_nk) - KL(q_n || p(z)), z_nk = mu_n + sigma_n eps_nk.
+    For any protocol model (it uses only ``log_likelihood``): lesson 08 scores
+    per-example optimised posteriors with it.
+    Inputs: X: (N, D); mu, logvar: (N, L). Returns: (N,) nats.
+    """
+    X = np.asarray(X)
+    mu, logvar = np.asarray(mu, dtype=np.float64), np.asarray(logvar, dtype=np.float64)
+    if mu.shape != (len(X), model.latent_dim) or logvar.shape != mu.shape:
+        raise ValueError(f"mu and logvar must both have shape (N, L) = ({len(X)}, {model.latent_dim}), "
+                         f"got {mu.shape} and {logvar.shape}.")
+    eps = draw_noise(seed, n_samples, len(X), model.latent_dim)                 # (K, N, L)
+    Z = mu + np.exp(0.5 * logvar) * eps
+    X_rep = np.broadcast_to(X, (n_samples,) + X.shape).reshape(n_samples * len(X), -1)
+    log_px = np.asarray(model.log_likelihood(X_rep, Z.reshape(-1, model.latent_dim)), np.float64)
+    return log_px.reshape(n_samples, len(X)).mean(axis=0) - gaussian_kl(mu, logvar)

@@ -6,7 +6,7 @@ only through these methods, on NumPy arrays:
 - ``latent_dim``: L
 - ``encode(X) -> (mu, logvar)``: (N, D) -> (N, L), (N, L); logvar is log sigma^2
 - ``decode(Z) -> X_mean``: (N, L) -> (N, D), the likelihood's mean
-  (Bernoulli probabilities)
+  (Bernoulli probabilities; see ``vae_teach.elbo.likelihood_mean`` for the others)
 - ``log_likelihood(X, Z) -> log p(x | z)``: (N, D), (N, L) -> (N,) nats,
   computed stably by the backend (from logits, never from rounded probabilities)
 - ``elbo(X, n_samples=1, seed=0) -> (N,)``: per example, in nats, with the
@@ -17,7 +17,15 @@ only through these methods, on NumPy arrays:
 Parameter names (see :func:`param_shapes`): hidden layers ``enc0_W``,
 ``enc0_b``, ... then the heads ``mu_W``, ``mu_b`` and ``logvar_W``,
 ``logvar_b`` (``logsigma_W``, ``logsigma_b`` in the log-sigma
-parameterisation), then ``dec0_W``, ``dec0_b``, ... and ``out_W``, ``out_b``.
+parameterisation), then ``dec0_W``, ``dec0_b``, ... and ``out_W``, ``out_b``,
+and, for the Gaussian likelihood with a learned variance, ``out_logvar`` (D,):
+one log sigma^2 per pixel, shared by all images.
+
+The decoder's output layer gives logits a (N, D); the likelihood
+(``VAEConfig.likelihood``, lesson 07) turns them into p(x | z):
+"bernoulli" (mean sigmoid(a)), "gaussian" (mean sigmoid(a), fixed variance
+exp(output_logvar)), "gaussian-learned" (mean sigmoid(a), variance
+exp(out_logvar), learned) and "continuous-bernoulli" (shape sigmoid(a)).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import numpy as np
 
 ACTIVATIONS = ("relu", "tanh")
 SCALE_PARAMETERISATIONS = ("logvar", "logsigma")
+LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "continuous-bernoulli")
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,10 @@ class VAEConfig:
     input_dim: D pixels; hidden_dims: encoder hidden sizes (the decoder uses
     them reversed); latent_dim: L; activation: "relu" or "tanh";
     scale: "logvar" (encoder outputs log sigma^2) or "logsigma" (log sigma,
-    as the classic Theano code did).
+    as the classic Theano code did); likelihood: the decoder's p(x | z), one of
+    ``LIKELIHOODS`` (lesson 07); output_logvar: log sigma^2 of the Gaussian
+    likelihood, fixed for "gaussian", the initial value of ``out_logvar`` for
+    "gaussian-learned", unused otherwise.
     """
 
     input_dim: int
@@ -46,6 +58,8 @@ class VAEConfig:
     latent_dim: int = 20
     activation: str = "relu"
     scale: str = "logvar"
+    likelihood: str = "bernoulli"
+    output_logvar: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
@@ -58,6 +72,11 @@ class VAEConfig:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}.")
         if self.scale not in SCALE_PARAMETERISATIONS:
             raise ValueError(f"scale must be one of {SCALE_PARAMETERISATIONS}, got {self.scale!r}.")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}.")
+        object.__setattr__(self, "output_logvar", float(self.output_logvar))
+        if not np.isfinite(self.output_logvar):
+            raise ValueError(f"output_logvar must be a finite log-variance, got {self.output_logvar}.")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -66,6 +85,7 @@ class VAEConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "VAEConfig":
+        """The inverse of ``to_dict``; configs saved before lesson 07 (no likelihood) load as Bernoulli."""
         return cls(**d)
 
 
@@ -85,6 +105,8 @@ def param_shapes(config: VAEConfig) -> dict[str, tuple[int, ...]]:
         shapes[f"dec{i}_W"], shapes[f"dec{i}_b"] = (fan_in, h), (h,)
         fan_in = h
     shapes["out_W"], shapes["out_b"] = (fan_in, config.input_dim), (config.input_dim,)
+    if config.likelihood == "gaussian-learned":
+        shapes["out_logvar"] = (config.input_dim,)
     return shapes
 
 
@@ -92,12 +114,16 @@ def init_params(config: VAEConfig, seed: int = 0, dtype=np.float32) -> dict[str,
     """Initial weights, drawn as torch.nn.Linear draws them: U(-1/sqrt(fan_in), +).
 
     The same seed gives the same weights for every backend, which load them
-    through ``set_params``.
+    through ``set_params``. A learned ``out_logvar`` starts at
+    ``config.output_logvar`` everywhere.
     """
     rng = np.random.default_rng(seed)
     shapes = param_shapes(config)
     params = {}
     for name, shape in shapes.items():
+        if name == "out_logvar":
+            params[name] = np.full(shape, config.output_logvar, dtype=dtype)
+            continue
         fan_in = shapes[name[:-1] + "W"][0]  # a bias shares its layer's fan-in
         bound = 1.0 / np.sqrt(fan_in)
         params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)

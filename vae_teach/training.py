@@ -18,9 +18,9 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from vae_teach.data import binarize_dynamic, binarize_static, minibatches
+from vae_teach.data import binarize_dynamic, binarize_static, dequantize, minibatches
 
-BINARIZATIONS = (None, "static", "dynamic")
+BINARIZATIONS = (None, "static", "dynamic", "dequantize")
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -83,8 +83,10 @@ def fit(
 
     Inputs: step: (B, D) -> loss (float, nats per image); X_train: (N, D) in
     [0, 1]; lr: only for the error message; evaluate: () -> mean test ELBO,
-    called after each epoch; binarize: None, "static" (threshold 0.5, once)
-    or "dynamic" (resampled every epoch); progress: show a tqdm bar.
+    called after each epoch; binarize: how the pixels are seen: None (as
+    they are), "static" (threshold 0.5, once), "dynamic" (0/1 resampled every
+    epoch) or "dequantize" (uniform noise within each 8-bit level, resampled
+    every epoch: lesson 07); progress: show a tqdm bar.
     Returns: a ``History``. Raises ``TrainingDivergedError`` on NaN/inf.
     """
     if epochs < 0:
@@ -99,7 +101,12 @@ def fit(
     global_step = 0
     try:
         for epoch in range(1, epochs + 1):
-            X_epoch = binarize_dynamic(X_train, rng) if binarize == "dynamic" else X_static
+            if binarize == "dynamic":
+                X_epoch = binarize_dynamic(X_train, rng)
+            elif binarize == "dequantize":
+                X_epoch = dequantize(X_train, rng)
+            else:
+                X_epoch = X_static
             start = time.perf_counter()
             epoch_losses, epoch_sizes = [], []
             for X_batch in minibatches(X_epoch, batch_size, rng):

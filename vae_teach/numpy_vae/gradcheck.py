@@ -59,17 +59,20 @@ def numerical_gradient_of_array(
 
 
 def check_model_gradients(model, X: np.ndarray, eps: np.ndarray, h: float = 1e-5,
-                          max_entries: int | None = None, seed: int = 0) -> dict[str, float]:
+                          max_entries: int | None = None, seed: int = 0,
+                          objective: str = "elbo") -> dict[str, float]:
     """The relative error of every analytic parameter gradient of ``model``.
 
     ``model`` must be a float64 ``NumpyVAE``; ``max_entries`` checks a random
-    subset of each parameter's entries (all by default).
+    subset of each parameter's entries (all by default); ``objective``: "elbo"
+    or "iwae" (lesson 08), the loss ``loss_and_grads`` differentiates.
     Returns: {parameter name: relative error}.
     """
-    _, grads = model.loss_and_grads(X, eps)
+    _, grads = model.loss_and_grads(X, eps, objective=objective)
+    bound = model.elbo_with_noise if objective == "elbo" else model.iwae_with_noise
 
     def loss() -> float:
-        return float(-np.mean(model.elbo_with_noise(X, eps)))
+        return float(-np.mean(bound(X, eps)))
 
     rng = np.random.default_rng(seed)
     errors = {}

@@ -5,12 +5,15 @@ the upstream gradient ``dout`` (same shape as ``out``) and the cache, and
 returns the gradients of the forward's inputs, in order. Nothing is stored on
 objects, so every pair can be checked alone with ``gradcheck``.
 
-Defined in notebook 03, where each backward pass is derived by hand.
+Defined in notebook 03, where each backward pass is derived by hand; the
+Gaussian and continuous Bernoulli likelihoods in notebook 07.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from vae_teach.elbo import continuous_bernoulli_log_normalizer, continuous_bernoulli_log_normalizer_grad
 
 
 def linear_forward(x, W, b):
@@ -24,14 +27,18 @@ def linear_forward(x, W, b):
     return out, (x, W)
 
 
-def linear_backward(dout, cache, input_grad=True):
+def linear_backward(dout, cache, input_grad=True, weight_grads=True):
     """Inputs: dout: (N, D_out). Returns: dx (N, D_in), dW (D_in, D_out), db (D_out,).
 
     input_grad=False skips dx (returns None for it): the first layer's input is
     the data, which needs no gradient, and dx costs as much as dW.
+    weight_grads=False skips dW and db (None): lesson 08 differentiates with
+    respect to z only, the weights held fixed.
     """
     x, W = cache
     dx = dout @ W.T if input_grad else None
+    if not weight_grads:
+        return dx, None, None
     return dx, x.T @ dout, dout.sum(axis=0)
 
 
@@ -130,3 +137,54 @@ def gaussian_kl_backward(dout, cache):
     mu, var = cache
     d = dout[:, None]
     return d * mu, d * (0.5 * (var - 1))
+
+
+def sigmoid_gaussian_nll_forward(logits, X, logvar):
+    """Gaussian negative log-likelihood with mean sigmoid(a), summed over pixels.
+
+    nll_n = 1/2 sum_d (log 2 pi + logvar_d + (x_nd - m_nd)^2 exp(-logvar_d)),
+    m = sigmoid(logits). Defined in notebook 07.
+
+    Inputs: logits: (N, D); X: (N, D); logvar: scalar (fixed variance) or (D,)
+    (one learned log sigma^2 per pixel). Returns: nll: (N,) nats, cache.
+    """
+    e = np.exp(-np.abs(logits))
+    mean = np.exp(np.minimum(logits, 0)) / (1 + e)        # sigmoid(a), stably (see sigmoid_bce_backward)
+    inv_var = np.exp(-np.asarray(logvar, dtype=logits.dtype))
+    residual = X - mean
+    sq = residual * residual
+    nll = 0.5 * (np.sum(sq * inv_var, axis=1) + np.sum(np.broadcast_to(logvar, X.shape[1:]))
+                 + X.shape[1] * np.log(2 * np.pi))
+    return nll.astype(logits.dtype, copy=False), (mean, residual, sq, inv_var)
+
+
+def sigmoid_gaussian_nll_backward(dout, cache):
+    """Inputs: dout: (N,). Returns: dlogits (N, D), dlogvar (D,).
+
+    d nll / d m = -(x - m) / sigma^2 and dm/da = m (1 - m), so
+    dlogits = -dout (x - m) m (1 - m) / sigma^2;
+    d nll / d logvar_d = 1/2 (1 - (x - m)^2 / sigma^2), summed over the batch
+    (the caller sums it to a scalar if the variance is one fixed number).
+    """
+    mean, residual, sq, inv_var = cache
+    d = dout[:, None]
+    dlogits = -d * residual * inv_var * mean * (1 - mean)
+    dlogvar = np.sum(d * 0.5 * (1 - sq * inv_var), axis=0)
+    return dlogits, dlogvar
+
+
+def continuous_bernoulli_nll_forward(logits, X):
+    """Continuous Bernoulli negative log-likelihood from logits, summed over pixels.
+
+    nll_n = sum_d softplus(a) - x a - log C(a): the Bernoulli cross-entropy
+    minus the log normaliser (``vae_teach.elbo.continuous_bernoulli_log_normalizer``).
+    Defined in notebook 07. Inputs: logits, X: (N, D). Returns: nll (N,), cache.
+    """
+    bce, bce_cache = sigmoid_bce_forward(logits, X)
+    return bce - continuous_bernoulli_log_normalizer(logits).sum(axis=1), bce_cache
+
+
+def continuous_bernoulli_nll_backward(dout, cache):
+    """Inputs: dout: (N,). Returns: dlogits (N, D) = dout (sigmoid(a) - x - (1/a - 1/sinh a))."""
+    logits = cache[0]
+    return sigmoid_bce_backward(dout, cache) - dout[:, None] * continuous_bernoulli_log_normalizer_grad(logits)

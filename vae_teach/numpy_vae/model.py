@@ -2,20 +2,25 @@
 
 Encoder: X -> [linear -> activation] * H -> (mu, logvar) heads.
 Decoder: Z -> [linear -> activation] * H (reversed sizes) -> logits.
-Loss: Bernoulli NLL summed over pixels + KL, averaged over samples of z and
-over the batch; loss = -ELBO in nats per image.
+Loss: the likelihood's NLL summed over pixels (Bernoulli by default; Gaussian
+and continuous Bernoulli from lesson 07) + KL, averaged over samples of z and
+over the batch; loss = -ELBO in nats per image. Or, from lesson 08, the IWAE
+bound's negative (``objective="iwae"``).
 
-Defined in notebook 03.
+Defined in notebook 03; likelihoods in 07; the IWAE objective and the
+gradients with respect to a free q(z|x) (for the amortisation gap) in 08.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from vae_teach.elbo import bernoulli_log_likelihood, sigmoid
+from vae_teach.elbo import LOG_2PI, likelihood_mean, log_likelihood, softmax
 from vae_teach.interface import VAEConfig, check_params, draw_noise, init_params
 from vae_teach.numpy_vae.layers import (
     ACTIVATION_LAYERS,
+    continuous_bernoulli_nll_backward,
+    continuous_bernoulli_nll_forward,
     gaussian_kl_backward,
     gaussian_kl_forward,
     linear_backward,
@@ -24,7 +29,11 @@ from vae_teach.numpy_vae.layers import (
     reparameterize_forward,
     sigmoid_bce_backward,
     sigmoid_bce_forward,
+    sigmoid_gaussian_nll_backward,
+    sigmoid_gaussian_nll_forward,
 )
+
+OBJECTIVES = ("elbo", "iwae")
 
 
 class NumpyVAE:
@@ -70,12 +79,19 @@ class NumpyVAE:
         return logits
 
     def decode(self, Z: np.ndarray) -> np.ndarray:
-        """Z: (N, L) -> X_mean: (N, D), the Bernoulli means sigmoid(logits)."""
-        return sigmoid(self.decode_logits(Z)).astype(self.dtype, copy=False)
+        """Z: (N, L) -> X_mean: (N, D), the likelihood's mean (sigmoid(logits) but for
+        the continuous Bernoulli, whose mean is ``continuous_bernoulli_mean``)."""
+        return likelihood_mean(self.decode_logits(Z), self.config.likelihood).astype(self.dtype, copy=False)
+
+    @property
+    def output_logvar(self):
+        """The Gaussian likelihood's log sigma^2: the learned (D,) vector, or the fixed scalar."""
+        return self.params.get("out_logvar", self.dtype.type(self.config.output_logvar))
 
     def log_likelihood(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
         """log p(x | z): (N, D), (N, L) -> (N,) nats, from logits."""
-        return bernoulli_log_likelihood(self._as_array(X), self.decode_logits(Z))
+        return log_likelihood(self._as_array(X), self.decode_logits(Z), self.config.likelihood,
+                              self.output_logvar)
 
     def elbo(self, X: np.ndarray, n_samples: int = 1, seed: int = 0) -> np.ndarray:
         """Per-example ELBO in nats, with K = n_samples draws of z: (N,)."""
@@ -85,45 +101,152 @@ class NumpyVAE:
     # ----- forward and backward ---------------------------------------
     def elbo_with_noise(self, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
         """Per-example ELBO for given noise: X (N, D), eps (K, N, L) -> (N,)."""
-        nll, kl, _ = self._forward(self._as_array(X), self._noise(eps, len(X)))
+        nll, kl, _, _ = self._forward(self._as_array(X), self._noise(eps, len(X)))
         return -(nll.mean(axis=0) + kl)
 
-    def loss_and_grads(self, X: np.ndarray, eps: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """loss = -mean_n ELBO_n (nats per image) and its gradient for every parameter.
+    def iwae_with_noise(self, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """Per-example IWAE bound log 1/K sum_k w_k for given noise: X (N, D), eps (K, N, L) -> (N,).
+
+        With K = 1 it is the ELBO with a one-sample Monte Carlo KL instead of the
+        analytic one. Defined in notebook 08.
+        """
+        X = self._as_array(X)
+        eps = self._noise(eps, len(X))
+        nll, _, _, (Z, logvar) = self._forward(X, eps)
+        return _logmeanexp(self._log_weights(nll, Z, logvar, eps))
+
+    def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo",
+                       kl_weight: float = 1.0) -> tuple[float, dict[str, np.ndarray]]:
+        """loss and its gradient for every parameter.
+
+        objective="elbo": loss = -mean_n ELBO_n, the K-sample ELBO with the analytic KL;
+        with kl_weight = beta != 1 the loss is mean_n (NLL_n + beta KL_n) instead, no
+        longer a bound (lesson 07: a per-pixel mean of the NLL is beta = D in disguise);
+        objective="iwae": loss = -mean_n IWAE_K(x_n), the importance-weighted bound
+        (lesson 08), whose gradient weights each sample's by its normalised weight.
+        Both in nats per image.
 
         Inputs: X: (N, D); eps: (K, N, L) or (N, L).
         Returns: loss (float), grads (dict, names and shapes as ``params``).
         """
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}.")
+        if kl_weight != 1.0 and objective != "elbo":
+            raise ValueError("kl_weight applies to the ELBO objective only; the IWAE bound has no "
+                             "separate KL term.")
         X = self._as_array(X)
         eps = self._noise(eps, len(X))
         K, N = eps.shape[:2]
-        nll, kl, caches = self._forward(X, eps)
-        loss = float(nll.mean() + kl.mean())
-
-        enc_cache, reparam_cache, dec_cache, bce_cache, kl_cache = caches
+        nll, kl, caches, (Z, logvar) = self._forward(X, eps)
+        enc_cache, reparam_cache, dec_cache, nll_cache, kl_cache = caches
         grads: dict[str, np.ndarray] = {}
-        # d loss / d nll_kn = 1 / (K N); d loss / d kl_n = 1 / N.
-        dlogits = sigmoid_bce_backward(np.full(K * N, 1.0 / (K * N), dtype=self.dtype), bce_cache)
-        dZ = self._decode_backward(dlogits, dec_cache, grads).reshape(K, N, -1)
-        dmu_rep, dlogvar_rep = reparameterize_backward(dZ, reparam_cache)
-        dmu_kl, dlogvar_kl = gaussian_kl_backward(np.full(N, 1.0 / N, dtype=self.dtype), kl_cache)
-        dmu = dmu_rep.sum(axis=0) + dmu_kl                    # (N, L): summed over samples
-        dlogvar = dlogvar_rep.sum(axis=0) + dlogvar_kl
+        if objective == "elbo":
+            loss = float(nll.mean() + kl_weight * kl.mean())
+            # d loss / d nll_kn = 1 / (K N); d loss / d kl_n = beta / N.
+            dnll = np.full((K, N), 1.0 / (K * N), dtype=self.dtype)
+            dZ = self._decode_and_likelihood_backward(dnll, dec_cache, nll_cache, grads)
+            dmu_rep, dlogvar_rep = reparameterize_backward(dZ, reparam_cache)
+            dmu_kl, dlogvar_kl = gaussian_kl_backward(np.full(N, kl_weight / N, dtype=self.dtype), kl_cache)
+            dmu = dmu_rep.sum(axis=0) + dmu_kl                    # (N, L): summed over samples
+            dlogvar = dlogvar_rep.sum(axis=0) + dlogvar_kl
+        else:
+            # log w_kn = -nll_kn + log p(z_kn) - log q(z_kn | x_n); loss = -mean_n logmeanexp_k log w.
+            # d loss / d log w_kn = -w~_kn / N, w~ the weights normalised over k (a softmax).
+            log_w = self._log_weights(nll, Z, logvar, eps)
+            loss = float(-_logmeanexp(log_w).mean())
+            g = (softmax(log_w, axis=0) / N).astype(self.dtype)  # (K, N) = -d loss / d log w
+            # d(-log w)/d nll = 1: nll's upstream is g. log p(z) = -|z|^2/2 + c gives dZ = g z.
+            # log q(z|x) at z = mu + sigma eps is log N(eps; 0, I) - sum_l logvar_l / 2:
+            # mu drops out, and d loss / d logvar_nl = -1/2 sum_k g_kn.
+            dZ = self._decode_and_likelihood_backward(g, dec_cache, nll_cache, grads)
+            dZ += g[:, :, None] * Z
+            dmu_rep, dlogvar_rep = reparameterize_backward(dZ, reparam_cache)
+            dmu = dmu_rep.sum(axis=0)
+            dlogvar = dlogvar_rep.sum(axis=0) - 0.5 * g.sum(axis=0)[:, None]
         self._encode_backward(dmu, dlogvar, enc_cache, grads)
         return loss, grads
 
+    def latent_elbo_and_grads(self, X: np.ndarray, mu: np.ndarray, logvar: np.ndarray,
+                              eps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each example's ELBO under a free q(z|x_n) = N(mu_n, exp(logvar_n)), and its gradient.
+
+        The encoder is not used: this is classical (non-amortised) variational
+        inference with the decoder held fixed (lesson 08, the amortisation gap).
+        Inputs: X: (N, D); mu, logvar: (N, L); eps: (K, N, L) or (N, L).
+        Returns: elbo (N,) nats, d elbo_n / d mu_n (N, L), d elbo_n / d logvar_n (N, L).
+        """
+        X = self._as_array(X)
+        eps = self._noise(eps, len(X))
+        mu = np.asarray(mu, dtype=self.dtype)
+        logvar = np.asarray(logvar, dtype=self.dtype)
+        if mu.shape != (len(X), self.latent_dim) or logvar.shape != mu.shape:
+            raise ValueError(f"mu and logvar must both have shape (N, L) = ({len(X)}, {self.latent_dim}), "
+                             f"got {mu.shape} and {logvar.shape}.")
+        K, N, L = eps.shape
+        Z, reparam_cache = reparameterize_forward(mu, logvar, eps)
+        logits, dec_cache = self._decode_forward(Z.reshape(K * N, L))
+        nll, nll_cache = self._nll_forward(logits, self._repeat(X, K))
+        kl, kl_cache = gaussian_kl_forward(mu, logvar)
+        elbo = -(nll.reshape(K, N).mean(axis=0) + kl)
+        # Gradient of sum_n -ELBO_n: each example's own, since q_n touches only x_n.
+        dnll = np.full((K, N), 1.0 / K, dtype=self.dtype)
+        dZ = self._decode_and_likelihood_backward(dnll, dec_cache, nll_cache, None)
+        dmu_rep, dlogvar_rep = reparameterize_backward(dZ, reparam_cache)
+        dmu_kl, dlogvar_kl = gaussian_kl_backward(np.ones(N, dtype=self.dtype), kl_cache)
+        return elbo, -(dmu_rep.sum(axis=0) + dmu_kl), -(dlogvar_rep.sum(axis=0) + dlogvar_kl)
+
+    @staticmethod
+    def _log_weights(nll, Z, logvar, eps):
+        """log w = log p(x|z) + log p(z) - log q(z|x), (K, N), from nll (K, N), Z and eps
+        (K, N, L), logvar (N, L). With z = mu + sigma eps, log q = sum_l -(log 2 pi + logvar_l + eps_l^2) / 2.
+        """
+        log_prior = -0.5 * np.sum(LOG_2PI + Z * Z, axis=-1)
+        log_q = -0.5 * np.sum(LOG_2PI + logvar + eps * eps, axis=-1)
+        return -nll + log_prior - log_q
+
+    def _repeat(self, X, K):
+        """X (N, D) once per sample of z: (K N, D). With K = 1, X itself, without a copy."""
+        return X if K == 1 else np.broadcast_to(X, (K,) + X.shape).reshape(K * len(X), -1)
+
+    def _nll_forward(self, logits, X):
+        """The likelihood's negative log p(x | z) per row: (M, D), (M, D) -> (M,), cache."""
+        likelihood = self.config.likelihood
+        if likelihood == "bernoulli":
+            return sigmoid_bce_forward(logits, X)
+        if likelihood == "continuous-bernoulli":
+            return continuous_bernoulli_nll_forward(logits, X)
+        return sigmoid_gaussian_nll_forward(logits, X, self.output_logvar)
+
+    def _decode_and_likelihood_backward(self, dnll, dec_cache, nll_cache, grads):
+        """Backward from the per-sample NLLs' upstream gradient dnll (K, N) to Z: (K, N, L).
+
+        Fills the decoder's gradients (and ``out_logvar``'s, if learned) into grads,
+        or computes none with grads=None.
+        """
+        K, N = dnll.shape
+        dnll = dnll.reshape(K * N)
+        likelihood = self.config.likelihood
+        if likelihood == "bernoulli":
+            dlogits = sigmoid_bce_backward(dnll, nll_cache)
+        elif likelihood == "continuous-bernoulli":
+            dlogits = continuous_bernoulli_nll_backward(dnll, nll_cache)
+        else:
+            dlogits, dlogvar = sigmoid_gaussian_nll_backward(dnll, nll_cache)
+            if likelihood == "gaussian-learned" and grads is not None:
+                grads["out_logvar"] = dlogvar
+        return self._decode_backward(dlogits, dec_cache, grads).reshape(K, N, -1)
+
     def _forward(self, X, eps):
-        """Returns nll (K, N), kl (N,), caches."""
+        """Returns nll (K, N), kl (N,), caches, (Z (K, N, L), logvar (N, L))."""
         K, N, L = eps.shape
         mu, logvar, enc_cache = self._encode_forward(X)
         Z, reparam_cache = reparameterize_forward(mu, logvar, eps)     # (K, N, L)
         logits, dec_cache = self._decode_forward(Z.reshape(K * N, L))
-        # Each of the K samples of z is compared with the same X; with K = 1 use X
-        # itself, without the copy that broadcast + reshape make.
-        X_rep = X if K == 1 else np.broadcast_to(X, (K, N, X.shape[1])).reshape(K * N, -1)
-        nll, bce_cache = sigmoid_bce_forward(logits, X_rep)
+        # Each of the K samples of z is compared with the same X.
+        nll, nll_cache = self._nll_forward(logits, self._repeat(X, K))
         kl, kl_cache = gaussian_kl_forward(mu, logvar)
-        return nll.reshape(K, N), kl, (enc_cache, reparam_cache, dec_cache, bce_cache, kl_cache)
+        caches = (enc_cache, reparam_cache, dec_cache, nll_cache, kl_cache)
+        return nll.reshape(K, N), kl, caches, (Z, logvar)
 
     def _hidden_forward(self, prefix, h):
         """The hidden layers ``{prefix}{i}``: [linear -> activation] * H. Returns h, caches."""
@@ -135,13 +258,16 @@ class NumpyVAE:
         return h, caches
 
     def _hidden_backward(self, prefix, dh, caches, grads, input_grad=True):
-        """Backward through ``_hidden_forward``; fills grads, returns the input's gradient
-        (None with input_grad=False: the encoder's input is the data)."""
+        """Backward through ``_hidden_forward``; fills grads (unless it is None: then no
+        weight gradients are computed), returns the input's gradient (None with
+        input_grad=False: the encoder's input is the data)."""
         for i in reversed(range(self._n_hidden)):
             lin_cache, act_cache = caches[i]
             da = self._act_backward(dh, act_cache)
-            dh, grads[f"{prefix}{i}_W"], grads[f"{prefix}{i}_b"] = linear_backward(
-                da, lin_cache, input_grad=input_grad or i > 0)
+            dh, dW, db = linear_backward(da, lin_cache, input_grad=input_grad or i > 0,
+                                         weight_grads=grads is not None)
+            if grads is not None:
+                grads[f"{prefix}{i}_W"], grads[f"{prefix}{i}_b"] = dW, db
         return dh
 
     def _encode_forward(self, X):
@@ -167,7 +293,9 @@ class NumpyVAE:
 
     def _decode_backward(self, dlogits, cache, grads):
         caches, out_cache = cache
-        dh, grads["out_W"], grads["out_b"] = linear_backward(dlogits, out_cache)
+        dh, dW, db = linear_backward(dlogits, out_cache, weight_grads=grads is not None)
+        if grads is not None:
+            grads["out_W"], grads["out_b"] = dW, db
         return self._hidden_backward("dec", dh, caches, grads)   # (K N, L)
 
     # ----- input checks -------------------------------------------------
@@ -186,3 +314,9 @@ class NumpyVAE:
                 f"eps must have shape (K, N, L) = (K, {n}, {self.latent_dim}), got {eps.shape}."
             )
         return eps
+
+
+def _logmeanexp(log_w):
+    """log 1/K sum_k exp(log_w[k]): (K, N) -> (N,), with the max shifted out."""
+    top = log_w.max(axis=0)
+    return top + np.log(np.mean(np.exp(log_w - top), axis=0))

@@ -1,0 +1,128 @@
+"""The amortisation gap: the encoder's q(z|x) against a q optimised for each x alone.
+
+A VAE's encoder *amortises* inference: one network maps every x to its
+q(z|x). Classical variational inference instead optimises a separate
+q_n = N(mu_n, diag(exp(logvar_n))) for each data point, the decoder held
+fixed. Cremer, Li & Duvenaud (2018) split the gap between log p(x) and the
+encoder's ELBO in two:
+
+    log p(x) - ELBO[q_encoder] = (log p(x) - ELBO[q*])  +  (ELBO[q*] - ELBO[q_encoder])
+                                  approximation gap        amortisation gap
+
+where q* is the best Gaussian for x: the approximation gap is the price of
+the Gaussian family, the amortisation gap the price of sharing one encoder.
+
+Defined in notebook 08. The optimisation needs gradients with respect to mu
+and logvar through the decoder: ``NumpyVAE.latent_elbo_and_grads``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vae_teach.evaluate import elbo_of_q
+from vae_teach.numpy_vae.optim import Optimizer
+
+
+@dataclass
+class LocalPosteriors:
+    """Per-example optimised Gaussians q*_n and how the optimisation went.
+
+    mu, logvar: (N, L); elbo: (N,) nats, each q*_n's ELBO with ``eval_samples``
+    fresh samples of z; trace: the mean ELBO (nats per image, on the
+    optimisation's own noisy samples) every ``trace_every`` steps; steps: how
+    many Adam steps were taken.
+    """
+
+    mu: np.ndarray
+    logvar: np.ndarray
+    elbo: np.ndarray
+    steps: int
+    trace: list[float] = field(default_factory=list)
+    trace_every: int = 1
+
+
+def optimise_local_posteriors(model, X: np.ndarray, steps: int = 500, lr: float = 0.05,
+                              n_samples: int = 4, init: str = "prior", seed: int = 0,
+                              eval_samples: int = 100, trace_every: int = 10) -> LocalPosteriors:
+    """Fit q_n = N(mu_n, exp(logvar_n)) to each x_n by Adam on its ELBO, decoder fixed.
+
+    Each step draws ``n_samples`` fresh eps per example (reparameterisation) and
+    ascends sum_n ELBO_n; the points do not interact (Adam's scaling is per
+    coordinate), so this is N separate optimisations run side by side.
+
+    Inputs: model: a ``NumpyVAE`` (it needs ``latent_elbo_and_grads``); X: (N, D);
+    init: "prior" (mu = 0, logvar = 0: from scratch, as classical VI) or
+    "encoder" (start at the encoder's q). Returns: ``LocalPosteriors``.
+    """
+    if not hasattr(model, "latent_elbo_and_grads"):
+        raise TypeError(
+            f"optimise_local_posteriors needs gradients with respect to q's mean and variance "
+            f"through the decoder, which {type(model).__name__} does not offer; use a NumpyVAE "
+            f"(load the weights with set_params(other_model.get_params()))."
+        )
+    if steps < 0 or n_samples < 1 or eval_samples < 1 or trace_every < 1:
+        raise ValueError(f"need steps >= 0 and n_samples, eval_samples, trace_every >= 1, got "
+                         f"{steps}, {n_samples}, {eval_samples}, {trace_every}.")
+    X = np.asarray(X, dtype=model.dtype)
+    N, L = len(X), model.latent_dim
+    if init == "prior":
+        q = {"mu": np.zeros((N, L), model.dtype), "logvar": np.zeros((N, L), model.dtype)}
+    elif init == "encoder":
+        mu, logvar = model.encode(X)
+        q = {"mu": mu.astype(model.dtype), "logvar": logvar.astype(model.dtype)}
+    else:
+        raise ValueError(f"init must be 'prior' or 'encoder', got {init!r}.")
+    opt = Optimizer("adam", lr=lr)
+    rng = np.random.default_rng(seed)
+    trace = []
+    for step in range(steps):
+        eps = rng.standard_normal((n_samples, N, L)).astype(model.dtype)
+        elbo, dmu, dlogvar = model.latent_elbo_and_grads(X, q["mu"], q["logvar"], eps)
+        if step % trace_every == 0:
+            trace.append(float(elbo.mean()))
+        opt.step(q, {"mu": -dmu, "logvar": -dlogvar})             # Adam descends -ELBO
+        if not np.all(np.isfinite(q["logvar"])):
+            raise FloatingPointError(f"q's log-variance became non-finite at step {step + 1} with "
+                                     f"lr={lr}; lower the learning rate.")
+    final = elbo_of_q(model, X, q["mu"], q["logvar"], n_samples=eval_samples, seed=seed + 1)
+    return LocalPosteriors(q["mu"].astype(np.float64), q["logvar"].astype(np.float64), final,
+                           steps, trace, trace_every)
+
+
+@dataclass(frozen=True)
+class GapSplit:
+    """The split of log p(x) - ELBO[encoder], means over examples in nats per image.
+
+    log_px: the (importance-sampled) log-likelihood; elbo_optimal: ELBO[q*];
+    elbo_encoder: ELBO[q_encoder]; the gaps follow from these three.
+    """
+
+    log_px: float
+    elbo_optimal: float
+    elbo_encoder: float
+
+    @property
+    def approximation_gap(self) -> float:
+        """log p(x) - ELBO[q*]: what the Gaussian family costs."""
+        return self.log_px - self.elbo_optimal
+
+    @property
+    def amortisation_gap(self) -> float:
+        """ELBO[q*] - ELBO[q_encoder]: what sharing one encoder across x costs."""
+        return self.elbo_optimal - self.elbo_encoder
+
+    @property
+    def inference_gap(self) -> float:
+        """log p(x) - ELBO[q_encoder]: the two together."""
+        return self.log_px - self.elbo_encoder
+
+
+def split_gap(log_px: np.ndarray, elbo_optimal: np.ndarray, elbo_encoder: np.ndarray) -> GapSplit:
+    """Average per-example (N,) log p(x), ELBO[q*] and ELBO[q_encoder] into a ``GapSplit``."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in (log_px, elbo_optimal, elbo_encoder)]
+    if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 1:
+        raise ValueError(f"expected three (N,) arrays of the same N, got shapes {[a.shape for a in arrays]}.")
+    return GapSplit(*(float(a.mean()) for a in arrays))
