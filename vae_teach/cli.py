@@ -93,9 +93,11 @@ def cmd_train(args) -> int:
 def cmd_datasets(args) -> int:
     from vae_teach.data import dataset_status
 
-    for record in dataset_status():
+    records = dataset_status()
+    width = max(len(r.name) for r in records)
+    for record in records:
         state = "found" if record.found else "missing"
-        print(f"{record.name:14s} {state:8s} {record.detail}")
+        print(f"{record.name:{width}s}  {state:8s} {record.detail}")
     return 0
 
 

@@ -117,52 +117,65 @@ class NumpyVAE:
 
     def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo",
                        kl_weight: float = 1.0) -> tuple[float, dict[str, np.ndarray]]:
-        """loss and its gradient for every parameter.
+        """loss = -mean_n ELBO_n (nats per image) and its gradient for every parameter.
 
-        objective="elbo": loss = -mean_n ELBO_n, the K-sample ELBO with the analytic KL;
-        with kl_weight = beta != 1 the loss is mean_n (NLL_n + beta KL_n) instead, no
-        longer a bound (lesson 07: a per-pixel mean of the NLL is beta = D in disguise);
-        objective="iwae": loss = -mean_n IWAE_K(x_n), the importance-weighted bound
-        (lesson 08), whose gradient weights each sample's by its normalised weight.
-        Both in nats per image.
+        The K-sample ELBO with the analytic KL. kl_weight = beta != 1 gives
+        mean_n (NLL_n + beta KL_n) instead, no longer a bound (lesson 07: a
+        per-pixel mean of the NLL is beta = D in disguise). objective="iwae"
+        gives the IWAE bound's instead (lesson 08, ``_iwae_loss_and_grads``).
 
         Inputs: X: (N, D); eps: (K, N, L) or (N, L).
         Returns: loss (float), grads (dict, names and shapes as ``params``).
         """
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}.")
-        if kl_weight != 1.0 and objective != "elbo":
-            raise ValueError("kl_weight applies to the ELBO objective only; the IWAE bound has no "
-                             "separate KL term.")
+        if objective == "iwae":
+            if kl_weight != 1.0:
+                raise ValueError("kl_weight applies to the ELBO objective only; the IWAE bound has no "
+                                 "separate KL term.")
+            return self._iwae_loss_and_grads(X, eps)
         X = self._as_array(X)
         eps = self._noise(eps, len(X))
         K, N = eps.shape[:2]
-        nll, kl, caches, (Z, logvar) = self._forward(X, eps)
+        nll, kl, caches, _ = self._forward(X, eps)
+        loss = float(nll.mean() + kl_weight * kl.mean())
+
         enc_cache, reparam_cache, dec_cache, nll_cache, kl_cache = caches
         grads: dict[str, np.ndarray] = {}
-        if objective == "elbo":
-            loss = float(nll.mean() + kl_weight * kl.mean())
-            # d loss / d nll_kn = 1 / (K N); d loss / d kl_n = beta / N.
-            dnll = np.full((K, N), 1.0 / (K * N), dtype=self.dtype)
-            dZ = self._decode_and_likelihood_backward(dnll, dec_cache, nll_cache, grads)
-            dmu_rep, dlogvar_rep = reparameterize_backward(dZ, reparam_cache)
-            dmu_kl, dlogvar_kl = gaussian_kl_backward(np.full(N, kl_weight / N, dtype=self.dtype), kl_cache)
-            dmu = dmu_rep.sum(axis=0) + dmu_kl                    # (N, L): summed over samples
-            dlogvar = dlogvar_rep.sum(axis=0) + dlogvar_kl
-        else:
-            # log w_kn = -nll_kn + log p(z_kn) - log q(z_kn | x_n); loss = -mean_n logmeanexp_k log w.
-            # d loss / d log w_kn = -w~_kn / N, w~ the weights normalised over k (a softmax).
-            log_w = self._log_weights(nll, Z, logvar, eps)
-            loss = float(-_logmeanexp(log_w).mean())
-            g = (softmax(log_w, axis=0) / N).astype(self.dtype)  # (K, N) = -d loss / d log w
-            # d(-log w)/d nll = 1: nll's upstream is g. log p(z) = -|z|^2/2 + c gives dZ = g z.
-            # log q(z|x) at z = mu + sigma eps is log N(eps; 0, I) - sum_l logvar_l / 2:
-            # mu drops out, and d loss / d logvar_nl = -1/2 sum_k g_kn.
-            dZ = self._decode_and_likelihood_backward(g, dec_cache, nll_cache, grads)
-            dZ += g[:, :, None] * Z
-            dmu_rep, dlogvar_rep = reparameterize_backward(dZ, reparam_cache)
-            dmu = dmu_rep.sum(axis=0)
-            dlogvar = dlogvar_rep.sum(axis=0) - 0.5 * g.sum(axis=0)[:, None]
+        # d loss / d nll_kn = 1 / (K N); d loss / d kl_n = beta / N (1 for the ELBO).
+        dnll = np.full((K, N), 1.0 / (K * N), dtype=self.dtype)
+        dZ = self._decode_and_likelihood_backward(dnll, dec_cache, nll_cache, grads)   # (K, N, L)
+        dmu_rep, dlogvar_rep = reparameterize_backward(dZ, reparam_cache)
+        dmu_kl, dlogvar_kl = gaussian_kl_backward(np.full(N, kl_weight / N, dtype=self.dtype), kl_cache)
+        dmu = dmu_rep.sum(axis=0) + dmu_kl                    # (N, L): summed over samples
+        dlogvar = dlogvar_rep.sum(axis=0) + dlogvar_kl
+        self._encode_backward(dmu, dlogvar, enc_cache, grads)
+        return loss, grads
+
+    def _iwae_loss_and_grads(self, X, eps):
+        """loss = -mean_n IWAE_K(x_n) and its gradients (lesson 08).
+
+        log w_kn = log p(x_n | z_kn) + log p(z_kn) - log q(z_kn | x_n), IWAE_K = log mean_k w_kn.
+        d loss / d log w_kn = -w~_kn / N, with w~ the weights normalised over k (a
+        softmax): each sample's gradient counts by its normalised weight.
+        """
+        X = self._as_array(X)
+        eps = self._noise(eps, len(X))
+        N = eps.shape[1]
+        nll, _, caches, (Z, logvar) = self._forward(X, eps)
+        enc_cache, reparam_cache, dec_cache, nll_cache, _ = caches
+        log_w = self._log_weights(nll, Z, logvar, eps)                      # (K, N)
+        loss = float(-_logmeanexp(log_w).mean())
+        g = (softmax(log_w, axis=0) / N).astype(self.dtype)                  # (K, N) = -d loss / d log w
+        grads: dict[str, np.ndarray] = {}
+        # d(-log w)/d nll = 1, so nll's upstream is g. log p(z) = -|z|^2/2 + c gives d loss/dZ = g z.
+        # log q(z|x) at z = mu + sigma eps is log N(eps; 0, I) - sum_l logvar_l / 2:
+        # mu drops out, and d loss / d logvar_nl = -1/2 sum_k g_kn.
+        dZ = self._decode_and_likelihood_backward(g, dec_cache, nll_cache, grads)
+        dZ += g[:, :, None] * Z
+        dmu_rep, dlogvar_rep = reparameterize_backward(dZ, reparam_cache)
+        dmu = dmu_rep.sum(axis=0)
+        dlogvar = dlogvar_rep.sum(axis=0) - 0.5 * g.sum(axis=0)[:, None]
         self._encode_backward(dmu, dlogvar, enc_cache, grads)
         return loss, grads
 
