@@ -2,7 +2,9 @@
 
 PyTensor compiles every function (seconds each, the first time on a machine;
 its cache then makes later runs fast), so the models are built once per
-module and shared by the tests, which keep to small sizes (D=12, L=3).
+module and shared by the tests, which keep to small sizes (D=12, L=3): one
+model per likelihood (lesson 07), whose functions serve both objectives'
+tests (ELBO and IWAE, lesson 08).
 """
 
 import importlib.util
@@ -18,7 +20,7 @@ import pytest
 # vae_teach's directory (see the module's docstring), never into the home directory.
 from vae_teach import elbo as reference
 from vae_teach import pytensor_vae
-from vae_teach.interface import VAEConfig, VAEModel, draw_noise
+from vae_teach.interface import LIKELIHOODS, VAEConfig, VAEModel, draw_noise, param_shapes
 from vae_teach.numpy_vae import train as numpy_train
 from vae_teach.numpy_vae.gradcheck import relative_error
 from vae_teach.numpy_vae.model import NumpyVAE
@@ -281,6 +283,122 @@ def test_graph_text_shows_the_graph_before_and_after_rewrites():
     assert "Softplus" in written and "enc0_W" in written
     assert "Composite" in rewritten, "PyTensor's rewrites should fuse elementwise operations"
     assert written != rewritten
+
+
+# ----- the likelihoods (lesson 07) and the IWAE objective (lesson 08) --------------
+# One model per likelihood (the Bernoulli's is CONFIGS[0]'s, already compiled), each compiling
+# elbo, iwae, their two loss_and_grads and decode: the tests below share them.
+LIKELIHOOD_CONFIGS = {likelihood: VAEConfig(D, (6,), L, "relu", "logvar", likelihood,
+                                            output_logvar=-1.5 if likelihood.startswith("gaussian") else 0.0)
+                      for likelihood in LIKELIHOODS}
+assert LIKELIHOOD_CONFIGS["bernoulli"] == CONFIGS[0]
+
+
+def likelihood_twin(likelihood):
+    """As ``twin``, under ``likelihood``: the learned Gaussian gets a log-variance that differs from
+    pixel to pixel; the continuous Bernoulli a small output layer, so that some logits lie in its
+    series branch (|a| < 1e-2), the first pixel's at exactly 0, and the others just beyond it."""
+    config = LIKELIHOOD_CONFIGS[likelihood]
+    model = shared_model(config)
+    ref = NumpyVAE(config, seed=11, dtype=np.float64)
+    params = ref.get_params()
+    if likelihood == "gaussian-learned":
+        params["out_logvar"] = np.random.default_rng(2).normal(-1.0, 0.5, D)
+    if likelihood == "continuous-bernoulli":
+        params["out_W"] *= 1e-3
+        params["out_W"][:, 0] = 0.0
+        params["out_b"] = np.linspace(-2e-2, 2e-2, D)
+        params["out_b"][0] = 0.0
+    ref.set_params(params)
+    model.set_params(params)
+    return model, ref
+
+
+@pytest.mark.parametrize("objective", pytensor_vae.OBJECTIVES)
+@pytest.mark.parametrize("likelihood", LIKELIHOODS)
+def test_every_likelihood_and_objective_matches_numpy_in_float64(likelihood, objective):
+    model, ref = likelihood_twin(likelihood)
+    X, _ = data(6)
+    eps = draw_noise(6, 4, N, L)                                                   # K = 4
+    if likelihood == "continuous-bernoulli":
+        small = np.mean(np.abs(ref.decode_logits(ref.encode(X)[0] + eps[0])) < 1e-2)
+        assert 0.1 < small < 0.9, f"{small:.0%} of the logits in the series branch: the test needs both branches"
+    bound, ref_bound = ((model.elbo_with_noise, ref.elbo_with_noise) if objective == "elbo"
+                        else (model.iwae_with_noise, ref.iwae_with_noise))
+    err = relative_error(bound(X, eps), ref_bound(X, eps))
+    assert err < ELBO_RTOL_64, f"per-example {objective} differs from NumPy's by relative {err:.1e} (expected < 1e-10)"
+    loss, grads = model.loss_and_grads(X, eps, objective=objective)
+    ref_loss, ref_grads = ref.loss_and_grads(X, eps, objective=objective)
+    assert abs(loss - ref_loss) < ELBO_RTOL_64 * abs(ref_loss), f"{objective} loss {loss} != NumPy's {ref_loss}"
+    assert list(grads) == list(param_shapes(model.config)), f"gradient names {list(grads)}"
+    for name in ref_grads:
+        assert np.all(np.isfinite(grads[name])), f"{likelihood}/{objective}: the gradient of {name} is not finite"
+        err = relative_error(grads[name], ref_grads[name])
+        assert err < GRAD_RTOL_64, (f"{likelihood}/{objective}: the gradient of {name} differs from NumPy's by "
+                                    f"relative {err:.1e} (expected < 1e-8)")
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOODS)
+def test_decode_is_the_likelihoods_mean(likelihood):
+    model, ref = likelihood_twin(likelihood)
+    if likelihood == "continuous-bernoulli":   # logits ~ out_b: 0, both sides of 1e-2, and far out
+        params = ref.get_params()
+        params["out_W"] *= 1e-9
+        params["out_b"] = np.array([0.0, 3e-3, -5e-3, 0.0099999, -0.01, 0.0100001, 0.5, -2.0, 40.0, -40.0,
+                                    800.0, -800.0])
+        ref.set_params(params)
+        model.set_params(params)
+    Z = draw_noise(0, 1, N, L)[0]
+    X_mean = model.decode(Z)
+    err = relative_error(X_mean, reference.likelihood_mean(ref.decode_logits(Z), likelihood))
+    assert err < 1e-12, f"decode is not the {likelihood} likelihood's mean: relative error {err:.1e}"
+    assert np.all((X_mean >= 0) & (X_mean <= 1))
+
+
+def test_out_logvar_is_a_shared_parameter_initialised_from_the_config():
+    config = VAEConfig(D, (6,), L, likelihood="gaussian-learned", output_logvar=-2.0)
+    model = PytensorVAE(config, seed=42, dtype="float64")  # no compilation: only shared variables
+    params = model.get_params()
+    assert list(params) == list(param_shapes(config)) and list(params)[-1] == "out_logvar"
+    np.testing.assert_array_equal(params["out_logvar"], np.full(D, -2.0))
+    model.set_params({**params, "out_logvar": np.linspace(-3, 1, D)})
+    np.testing.assert_array_equal(model.get_params()["out_logvar"], np.linspace(-3, 1, D))
+    with pytest.raises(ValueError, match="missing 'out_logvar'"):
+        model.set_params({k: v for k, v in params.items() if k != "out_logvar"})
+
+
+def test_a_bad_objective_is_named_in_the_error():
+    model = shared_model(CONFIGS[0])
+    X, eps = data()
+    message = r"objective must be one of \('elbo', 'iwae'\), got 'vimco'"
+    with pytest.raises(ValueError, match=message):
+        model.loss_and_grads(X, eps, objective="vimco")
+    with pytest.raises(ValueError, match=message):
+        model.make_train_step("adam", objective="vimco")
+    with pytest.raises(ValueError, match=message):
+        pytensor_vae.train(model, X, epochs=1, objective="vimco", progress=False)
+
+
+def test_iwae_training_on_dequantised_data_matches_numpys_train_in_float64():
+    """The IWAE_3 step, with a learned Gaussian variance, on data dequantised afresh every epoch
+    (by ``vae_teach.training.fit``, which both backends share): the same step losses as NumPy's."""
+    config = LIKELIHOOD_CONFIGS["gaussian-learned"]
+    model = shared_model(config)
+    ref = NumpyVAE(config, seed=0, dtype=np.float64)
+    model.set_params(ref.get_params())
+    X_train = structured_data(60, 3)                                  # 0 and 1: 8-bit levels 0 and 255
+    options = {"epochs": 2, "batch_size": 20, "lr": 1e-2, "seed": 4, "n_samples": 3, "objective": "iwae",
+               "binarize": "dequantize", "progress": False}
+    history = pytensor_vae.train(model, X_train, **options)
+    ref_history = numpy_train(ref, X_train, **options)
+    err = relative_error(history.step_loss, ref_history.step_loss)
+    assert err < PARAM_RTOL_64, f"step losses differ by relative {err:.1e} (expected < 1e-6)"
+    out_logvar = model.get_params()["out_logvar"]
+    assert not np.allclose(out_logvar, config.output_logvar), "out_logvar was not trained"
+    err = relative_error(out_logvar, ref.params["out_logvar"])
+    assert err < PARAM_RTOL_64, f"out_logvar after training differs by relative {err:.1e} (expected < 1e-6)"
+    plain = numpy_train(NumpyVAE(config, seed=0, dtype=np.float64), X_train, **{**options, "binarize": None})
+    assert plain.step_loss != ref_history.step_loss, "dequantize must change the data"
 
 
 # ----- where compiled code goes and what importing needs --------------------------

@@ -3,11 +3,13 @@
 Float64 with identical weights and identical noise: ELBOs agree to round-off,
 autograd's gradients agree with NumpyVAE's hand-written backward pass (so this
 also tests that backward pass against torch autograd), and ten steps of each
-optimiser give the same weights as ``vae_teach.numpy_vae.optim``.
+optimiser give the same weights as ``vae_teach.numpy_vae.optim``; the same for
+every likelihood (lesson 07) and for the IWAE objective (lesson 08).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import re
@@ -19,9 +21,17 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from vae_teach import torch_vae as tv  # noqa: E402
-from vae_teach.elbo import bernoulli_log_likelihood  # noqa: E402
+from vae_teach.elbo import (  # noqa: E402
+    bernoulli_log_likelihood,
+    continuous_bernoulli_log_normalizer,
+    continuous_bernoulli_log_normalizer_grad,
+    continuous_bernoulli_mean,
+    likelihood_mean,
+    log_importance_weights,
+)
+from vae_teach.elbo import log_likelihood as elbo_log_likelihood  # noqa: E402
 from vae_teach.evaluate import dataset_elbo  # noqa: E402
-from vae_teach.interface import VAEConfig, VAEModel, draw_noise, param_shapes  # noqa: E402
+from vae_teach.interface import LIKELIHOODS, VAEConfig, VAEModel, draw_noise, param_shapes  # noqa: E402
 from vae_teach.numpy_vae.gradcheck import relative_error  # noqa: E402
 from vae_teach.numpy_vae.model import NumpyVAE  # noqa: E402
 from vae_teach.numpy_vae.optim import DEFAULT_LR, Optimizer  # noqa: E402
@@ -354,3 +364,215 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
     torch.save({"weights": torch.zeros(2)}, other)
     with pytest.raises(ValueError, match="other.pt is not a vae_teach torch checkpoint"):
         tv.load_checkpoint(other)
+
+
+# ----- the likelihoods (lesson 07) and the IWAE objective (lesson 08) ---------------
+LIKELIHOOD_CONFIGS = [CONFIGS[0], CONFIGS[-1]]                     # relu-logvar-1hidden, tanh-logsigma-2hidden
+
+
+def _likelihood_pair(likelihood: str, config: VAEConfig = CONFIGS[0], dtype=np.float64
+                     ) -> tuple[NumpyVAE, tv.TorchModel]:
+    """A float64 NumPy reference and a torch model with the same weights, under ``likelihood``.
+
+    The learned Gaussian gets a log-variance that differs from pixel to pixel;
+    the continuous Bernoulli gets a small output layer, so that some logits lie
+    in its series branch (|a| < 1e-2), the first pixel's at exactly 0, and the
+    others just beyond it.
+    """
+    config = dataclasses.replace(config, likelihood=likelihood, output_logvar=-1.5)
+    reference = NumpyVAE(config, seed=1, dtype=np.float64)
+    params = reference.get_params()
+    if likelihood == "gaussian-learned":
+        params["out_logvar"] = np.random.default_rng(2).normal(-1.0, 0.5, D)
+    if likelihood == "continuous-bernoulli":
+        params["out_W"] *= 1e-3
+        params["out_W"][:, 0] = 0.0
+        params["out_b"] = np.linspace(-2e-2, 2e-2, D)
+        params["out_b"][0] = 0.0
+    reference.set_params(params)
+    model = tv.TorchModel(config, seed=101, dtype=dtype, device="cpu")       # other weights...
+    model.set_params(params)                                                 # ...replaced
+    return reference, model
+
+
+@pytest.mark.parametrize("objective", tv.OBJECTIVES)
+@pytest.mark.parametrize("config", LIKELIHOOD_CONFIGS, ids=[CONFIG_IDS[0], CONFIG_IDS[-1]])
+@pytest.mark.parametrize("likelihood", LIKELIHOODS)
+def test_every_likelihood_and_objective_agrees_with_numpy(likelihood, config, objective):
+    reference, model = _likelihood_pair(likelihood, config)
+    X, eps = _data(), draw_noise(6, 4, N, L)                            # K = 4
+    if likelihood == "continuous-bernoulli":
+        logits = reference.decode_logits(reference.encode(X)[0] + eps[0])
+        small = np.mean(np.abs(logits) < 1e-2)
+        assert 0.1 < small < 0.9, f"{small:.0%} of the logits in the series branch: the test needs both branches"
+    bound, reference_bound = ((model.elbo_with_noise, reference.elbo_with_noise) if objective == "elbo"
+                              else (model.iwae_with_noise, reference.iwae_with_noise))
+    err = relative_error(bound(X, eps), reference_bound(X, eps))
+    assert err < 1e-10, f"per-example {objective} differs by a relative {err:.1e}; float64 round-off is ~1e-15"
+    loss_ref, grads_ref = reference.loss_and_grads(X, eps, objective=objective)
+    loss, grads = model.loss_and_grads(X, eps, objective=objective)
+    assert relative_error(loss, loss_ref) < 1e-12, f"losses differ: {loss} vs {loss_ref}"
+    assert list(grads) == list(param_shapes(model.config)), f"gradient names {list(grads)}"
+    for name, expected in grads_ref.items():
+        assert np.all(np.isfinite(grads[name])), f"{likelihood}/{objective}: the gradient of {name} is not finite"
+        err = relative_error(grads[name], expected)
+        assert err < 1e-8, (f"{likelihood}/{objective}: the gradient of {name} differs from the NumPy "
+                            f"backward pass by {err:.1e} (expect ~1e-14)")
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOODS)
+def test_decode_and_log_likelihood_follow_the_likelihood(likelihood):
+    reference, model = _likelihood_pair(likelihood)
+    X, Z = _data(), draw_noise(0, 1, N, L)[0]
+    logits = reference.decode_logits(Z)
+    X_mean = model.decode(Z)
+    err = relative_error(X_mean, likelihood_mean(logits, likelihood))
+    assert err < 1e-12, f"decode is not {likelihood}'s mean: relative error {err:.1e}"
+    assert np.all((X_mean > 0) & (X_mean < 1))
+    logvar = reference.output_logvar
+    err = relative_error(model.log_likelihood(X, Z), elbo_log_likelihood(X, logits, likelihood, logvar))
+    assert err < 1e-12, f"log_likelihood under {likelihood} differs by {err:.1e}"
+
+
+def test_continuous_bernoulli_is_stable_and_finite_at_and_near_zero_logits():
+    # Both sides of the series' threshold 1e-2, 0 itself, and far out, where e^-|a| underflows.
+    a = np.array([0.0, 1e-300, -1e-12, 3e-3, -5e-3, 0.0099999, -0.01, 0.0100001, 0.5, -2.0, 40.0, -800.0])
+    for dtype in (torch.float64, torch.float32):
+        logits = torch.tensor(a, dtype=dtype, requires_grad=True)
+        log_c = tv.continuous_bernoulli_log_normalizer(logits)
+        (log_c_grad,) = torch.autograd.grad(log_c.sum(), logits)
+        mean = tv.continuous_bernoulli_mean(logits)
+        (mean_grad,) = torch.autograd.grad(mean.sum(), logits)
+        for what, t in (("log C", log_c), ("d log C / da", log_c_grad), ("the mean", mean),
+                        ("d mean / da", mean_grad)):
+            bad = a[~torch.isfinite(t).numpy()]
+            assert bad.size == 0, f"{dtype}: {what} is NaN or inf at a = {bad} (torch.where's gradient trap?)"
+        a_rounded = logits.detach().numpy()                               # a as this dtype holds it
+        err = relative_error(log_c.detach().numpy(), continuous_bernoulli_log_normalizer(a_rounded))
+        assert err < (1e-14 if dtype == torch.float64 else 1e-6), f"{dtype}: log C off by {err:.1e}"
+        # 1/a - 1/sinh(a) cancels to ~a/6 just above |a| = 1e-2: compared to the array's scale
+        err = relative_error(log_c_grad.numpy(), continuous_bernoulli_log_normalizer_grad(a_rounded))
+        assert err < (1e-12 if dtype == torch.float64 else 1e-5), f"{dtype}: d log C / da off by {err:.1e}"
+        # the mean's 1 / (1 - e^-a) - 1/a cancels ~100 - 100 to ~1/2 just above |a| = 1e-2:
+        # float32's 6e-8 becomes ~1e-5 there, in NumPy's formula as in this one
+        err = relative_error(mean.detach().numpy(), continuous_bernoulli_mean(a_rounded))
+        assert err < (1e-14 if dtype == torch.float64 else 1e-4), f"{dtype}: the mean off by {err:.1e}"
+
+
+def test_out_logvar_is_a_parameter_that_moves_like_a_weight(tmp_path):
+    config = VAEConfig(D, (7,), L, likelihood="gaussian-learned", output_logvar=-2.0)
+    model = tv.TorchModel(config, seed=0, dtype=np.float64, device="cpu")
+    module = model.module
+    assert any(p is module.out_logvar for p in module.parameters()), "out_logvar must be an nn.Parameter"
+    assert "out_logvar" in module.state_dict() and list(model.get_params())[-1] == "out_logvar"
+    np.testing.assert_array_equal(model.get_params()["out_logvar"], np.full(D, -2.0))
+    params = model.get_params()
+    params["out_logvar"] = np.linspace(-3, 1, D)
+    model.set_params(params)
+    np.testing.assert_array_equal(module.out_logvar.detach().numpy(), np.linspace(-3, 1, D))
+    # ten Adam steps on the IWAE objective move out_logvar exactly as NumPy's optimiser does
+    reference = NumpyVAE(config, seed=0, dtype=np.float64)
+    reference.set_params(params)
+    hyper = OPTIMIZER_SETTINGS["adam"]
+    opt, step = Optimizer("adam", **hyper), tv.make_train_step(model, "adam", objective="iwae", **hyper)
+    X = _data()
+    for s in range(10):
+        eps = draw_noise(300 + s, 3, N, L)
+        loss_ref, grads = reference.loss_and_grads(X, eps, objective="iwae")
+        opt.step(reference.params, grads)
+        loss = step(X, eps)
+        assert relative_error(loss, loss_ref) < 1e-6, f"step {s}: IWAE loss {loss} vs {loss_ref}"
+    got = model.get_params()
+    assert not np.allclose(got["out_logvar"], params["out_logvar"]), "out_logvar did not move"
+    for name, expected in reference.params.items():
+        err = relative_error(got[name], expected)
+        assert err < 1e-6, f"after 10 Adam steps on the IWAE bound {name} differs by {err:.1e}"
+    restored = tv.load_checkpoint(tv.save_checkpoint(model, tmp_path / "gaussian.pt"), device="cpu").model
+    np.testing.assert_array_equal(restored.get_params()["out_logvar"], got["out_logvar"])
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOODS)
+def test_loss_functions_mean_is_the_mean_of_per_example_terms_for_every_likelihood(likelihood):
+    module = tv.TorchVAE(dataclasses.replace(CONFIGS[0], likelihood=likelihood), dtype=torch.float64)
+    x = torch.as_tensor(_data())
+    eps = torch.as_tensor(draw_noise(0, 3, N, L))                        # (K, N, L)
+    logits, mu, logvar = module(x, eps)
+    options = {"likelihood": likelihood, "output_logvar": module.output_logvar}
+    per_example = tv.loss_function(logits, x, mu, logvar, reduction="none", **options)
+    torch.testing.assert_close(tv.loss_function(logits, x, mu, logvar, **options), per_example.mean())
+    per_example = tv.iwae_loss_function(logits, x, mu, logvar, eps, reduction="none", **options)
+    assert per_example.shape == (N,)
+    torch.testing.assert_close(tv.iwae_loss_function(logits, x, mu, logvar, eps, **options), per_example.mean())
+    with pytest.raises(ValueError, match="unknown likelihood 'poisson'"):
+        tv.log_likelihood(logits, x, "poisson")
+
+
+def test_iwae_with_one_sample_is_the_elbo_with_a_monte_carlo_kl():
+    _, model = _likelihood_pair("bernoulli")
+    X, eps = _data(), draw_noise(8, 1, N, L)
+    mu, logvar = model.encode(X)
+    Z = mu + np.exp(0.5 * logvar) * eps[0]
+    log_w = log_importance_weights(model.log_likelihood(X, Z)[None], Z[None], mu, logvar)   # (1, N)
+    np.testing.assert_allclose(model.iwae_with_noise(X, eps), log_w[0], rtol=1e-12)
+    iwae_4 = model.iwae_with_noise(X, draw_noise(8, 4, N, L))
+    assert np.all(np.isfinite(iwae_4)) and iwae_4.shape == (N,)
+
+
+def test_a_bad_objective_is_named_in_the_error():
+    model = tv.TorchModel(CONFIGS[0], device="cpu")
+    message = r"objective must be one of \('elbo', 'iwae'\), got 'vimco'"
+    with pytest.raises(ValueError, match=message):
+        model.loss_and_grads(_data(), draw_noise(0, 2, N, L), objective="vimco")
+    with pytest.raises(ValueError, match=message):
+        tv.make_train_step(model, "adam", objective="vimco")
+    with pytest.raises(ValueError, match=message):
+        tv.train(model, _binary_data(32), epochs=1, objective="vimco", progress=False)
+
+
+def test_training_on_the_iwae_bound_runs_and_differs_from_the_elbo():
+    X = _binary_data(64)
+    runs = {objective: tv.train(tv.TorchModel(CONFIGS[0], seed=0, device="cpu"), X, epochs=2, batch_size=16,
+                                n_samples=4, objective=objective, progress=False)
+            for objective in tv.OBJECTIVES}
+    assert all(np.all(np.isfinite(h.step_loss)) for h in runs.values())
+    assert runs["elbo"].step_loss[0] > runs["iwae"].step_loss[0], "IWAE_4 >= ELBO: its loss must start lower"
+    assert runs["elbo"].step_loss != runs["iwae"].step_loss
+
+
+def _eight_bit_data(n: int, seed: int = 0) -> np.ndarray:
+    """(n, D) images with 8-bit intensities k / 255, rows all different."""
+    return (np.random.default_rng(seed).integers(0, 256, (n, D)) / 255).astype(np.float32)
+
+
+def test_dequantize_redraws_the_noise_within_each_level_every_epoch(monkeypatch):
+    X = _eight_bit_data(40)
+    seen = []
+    original = tv._train_step
+
+    def recording_step(module, opt, x, eps, objective="elbo"):
+        seen.append(x.detach().numpy().astype(np.float64).copy())
+        return original(module, opt, x, eps, objective)
+
+    monkeypatch.setattr(tv, "_train_step", recording_step)
+    config = dataclasses.replace(CONFIGS[0], likelihood="continuous-bernoulli")
+    history = tv.train(tv.TorchModel(config, seed=0, device="cpu"), X, epochs=3, batch_size=len(X),
+                       binarize="dequantize", progress=False)
+    assert len(seen) == 3                                                 # one batch, the whole set, an epoch
+    levels = np.rint(X.astype(np.float64) * 255)
+    expected_rows = levels[np.lexsort(levels.T)]
+    noise = []
+    for x in seen:                                                        # rows in the epoch's random order
+        k = np.floor(x * 256)
+        order = np.lexsort(k.T)
+        np.testing.assert_array_equal(k[order], expected_rows, err_msg="x must lie in [k/256, (k+1)/256)")
+        noise.append((x * 256 - k)[order])                               # u ~ U(0, 1), per pixel
+    assert all(0.3 < u.mean() < 0.7 for u in noise), "the noise within a level should be uniform on [0, 1)"
+    assert not np.allclose(noise[0], noise[1]) and not np.allclose(noise[1], noise[2]), \
+        "dequantize must draw new noise every epoch"
+    monkeypatch.undo()
+    plain = tv.train(tv.TorchModel(config, seed=0, device="cpu"), X, epochs=3, batch_size=len(X), progress=False)
+    assert history.step_loss != plain.step_loss, "binarize='dequantize' trained on the raw data"
+    with pytest.raises(ValueError, match="expects 8-bit images"):
+        tv.train(tv.TorchModel(config), _data(), epochs=1, binarize="dequantize", progress=False)
+    with pytest.raises(ValueError, match="binarize must be one of"):
+        tv.train(tv.TorchModel(config), X, epochs=1, binarize="dequantise", progress=False)

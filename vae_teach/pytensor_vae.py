@@ -6,7 +6,11 @@ the gradients (``pytensor.grad``), rewrites the graph (fusing elementwise
 operations, making softplus stable, updating in place) and compiles it, and
 the optimiser's update rule becomes part of one compiled training function.
 
-- ``PytensorVAE``: the model; meets ``vae_teach.interface.VAEModel``.
+- ``PytensorVAE``: the model; meets ``vae_teach.interface.VAEModel``. Every
+  likelihood of ``vae_teach.interface.LIKELIHOODS`` (notebook 07; the learned
+  Gaussian variance is the shared variable ``out_logvar``), and besides the
+  ELBO the IWAE bound (``iwae_with_noise``, ``loss_and_grads(objective="iwae")``,
+  notebook 08).
 - ``PytensorVAE.make_train_step``: one compiled optimiser step (sgd, adagrad, adam).
 - ``train``: the shared epoch loop (``vae_teach.training.fit``) around that step.
 - ``graph_text``: the ELBO graph as text, before and after PyTensor's rewrites.
@@ -42,7 +46,7 @@ directory; building a model creates the directory or says why it cannot.
 before this module, its directory is already fixed: an explicit request for
 another one raises, otherwise a warning names the directory PyTensor uses.
 
-Defined in notebook 04.
+Defined in notebook 04; the likelihoods in notebook 07; the IWAE objective in notebook 08.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vae_teach.elbo import LOG_2PI
 from vae_teach.evaluate import dataset_elbo
 from vae_teach.interface import VAEConfig, check_params, draw_noise, init_params
 from vae_teach.numpy_vae.optim import DEFAULT_LR
@@ -74,7 +79,10 @@ OPTIMIZER_OPTIONS = {
 }
 
 # The compiled functions of a model, by name (see PytensorVAE.function).
-FUNCTIONS = ("encode", "decode_logits", "decode", "log_likelihood", "elbo", "loss_and_grads")
+FUNCTIONS = ("encode", "decode_logits", "decode", "log_likelihood", "elbo", "loss_and_grads", "iwae",
+             "iwae_loss_and_grads")
+OBJECTIVES = ("elbo", "iwae")
+CB_SERIES_BELOW = 1e-2   # |a| below which the continuous Bernoulli uses its Taylor series (as vae_teach.elbo)
 
 _USER_PYTENSOR_FLAGS = os.getenv("PYTENSOR_FLAGS", "")  # as set before this module added to them
 _compiledir: Path | None = None  # the directory last handed to PyTensor through $PYTENSOR_FLAGS
@@ -199,6 +207,12 @@ if _pytensor_if_imported() is None:
         pass
 
 
+def _check_objective(objective: str) -> None:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}: \"elbo\" for the "
+                         f"K-sample ELBO, \"iwae\" for the importance-weighted bound (lesson 08).")
+
+
 # ----- the model ---------------------------------------------------------
 class PytensorVAE:
     """A VAE whose gradients PyTensor derives from the symbolic ELBO.
@@ -263,20 +277,101 @@ class PytensorVAE:
             h = self._activation(h @ p[f"dec{i}_W"] + p[f"dec{i}_b"])
         return h @ p["out_W"] + p["out_b"]
 
-    def _log_likelihood(self, X, logits):
-        """Bernoulli log p(x|z) from logits, sum_d x a - softplus(a): (..., N, D) -> (..., N)."""
-        return (X * logits - self._pt.softplus(logits)).sum(axis=-1)
+    def _output_logvar(self):
+        """The Gaussian likelihood's log sigma^2: the shared ``out_logvar`` (D,) when learned,
+        else the config's fixed scalar, as a constant."""
+        if self.config.likelihood == "gaussian-learned":
+            return self.params["out_logvar"]
+        return self._const(self.config.output_logvar)
 
-    def _elbo_graph(self, X, eps):
-        """Per-example ELBO: X (N, D), eps (K, N, L) -> (N,) nats; mean over K of log p(x|z) - KL."""
+    def _log_likelihood(self, X, logits):
+        """log p(x|z) under the config's likelihood, from logits: (..., N, D) -> (..., N).
+
+        "bernoulli": sum_d x a - softplus(a); "gaussian", "gaussian-learned":
+        log N(x; sigmoid(a), exp(logvar)); "continuous-bernoulli": the Bernoulli
+        formula + log C(a). As ``vae_teach.elbo.log_likelihood``; notebook 07.
+        """
+        pt, c, likelihood = self._pt, self._const, self.config.likelihood
+        if likelihood in ("gaussian", "gaussian-learned"):
+            logvar = self._output_logvar()                                  # () or (D,)
+            sq = (X - pt.sigmoid(logits)) ** 2
+            return c(-0.5) * (c(LOG_2PI) + logvar + sq * pt.exp(-logvar)).sum(axis=-1)
+        bernoulli = X * logits - pt.softplus(logits)
+        if likelihood == "continuous-bernoulli":
+            bernoulli = bernoulli + self._cb_log_normalizer(logits)
+        return bernoulli.sum(axis=-1)
+
+    def _cb_log_normalizer(self, a):
+        """log C(a) = log(a / tanh(a/2)) of the continuous Bernoulli, elementwise, as
+        ``vae_teach.elbo.continuous_bernoulli_log_normalizer`` (series for |a| < 1e-2).
+
+        ``pt.switch`` differentiates both branches and multiplies the unused
+        one's gradient by 0, and 0 * inf = NaN: so each branch gets an input
+        that is safe for it (1 for the direct formula near 0, 0 for the series).
+        """
+        pt, c = self._pt, self._const
+        abs_a = abs(a)
+        small = pt.lt(abs_a, c(CB_SERIES_BELOW))
+        safe = pt.switch(small, c(1), abs_a)                            # keeps log and expm1 away from 0
+        direct = pt.log(safe) - pt.log(-pt.expm1(-safe)) + pt.log1p(pt.exp(-safe))
+        a_small = pt.switch(small, a, c(0))
+        a2 = a_small * a_small
+        series = c(np.log(2.0)) + a2 / c(12) - c(7) * a2 * a2 / c(1440)
+        return pt.switch(small, series, direct)
+
+    def _likelihood_mean(self, logits):
+        """E[x | z] from logits: sigmoid(a), but for the continuous Bernoulli
+        1 / (1 - e^-a) - 1/a (series 1/2 + a/12 - a^3/720 for |a| < 1e-2), with
+        t = 1 - e^-|a|: 1/t for a > 0, 1 - 1/t for a < 0, so e^|a| never overflows."""
+        pt, c = self._pt, self._const
+        if self.config.likelihood != "continuous-bernoulli":
+            return pt.sigmoid(logits)
+        small = pt.lt(abs(logits), c(CB_SERIES_BELOW))
+        safe = pt.switch(small, c(1), logits)
+        inv_t = c(-1) / pt.expm1(-abs(safe))                            # 1 / (1 - e^-|a|)
+        direct = pt.switch(pt.gt(safe, c(0)), inv_t, c(1) - inv_t) - c(1) / safe
+        a = pt.switch(small, logits, c(0))
+        series = c(0.5) + a / c(12) - a * a * a / c(720)
+        return pt.switch(small, series, direct)
+
+    def _sample_graph(self, X, eps):
+        """Encoder, reparameterisation and decoder: X (N, D), eps (K, N, L) ->
+        mu, logvar (N, L), Z (K, N, L), log p(x|z) (K, N)."""
         pt, c = self._pt, self._const
         mu, logvar = self._encoder(X)
         Z = mu + pt.exp(c(0.5) * logvar) * eps                         # (K, N, L)
         K, N, L = eps.shape
         logits = self._decoder_logits(Z.reshape((K * N, L))).reshape((K, N, X.shape[1]))
-        log_px = self._log_likelihood(X, logits)                       # (K, N)
+        return mu, logvar, Z, self._log_likelihood(X, logits)          # ..., (K, N)
+
+    def _elbo_graph(self, X, eps):
+        """Per-example ELBO: X (N, D), eps (K, N, L) -> (N,) nats; mean over K of log p(x|z) - KL."""
+        pt, c = self._pt, self._const
+        mu, logvar, _, log_px = self._sample_graph(X, eps)
         kl = c(0.5) * (pt.exp(logvar) + mu * mu - c(1) - logvar).sum(axis=-1)   # (N,)
         return log_px.mean(axis=0) - kl
+
+    def _iwae_graph(self, X, eps):
+        """Per-example IWAE_K = log 1/K sum_k w_k: X (N, D), eps (K, N, L) -> (N,) nats.
+
+        log w = log p(x|z) + log N(z; 0, I) - log N(z; mu, sigma^2), and with
+        z = mu + sigma eps, log q = -1/2 sum_l (log 2 pi + logvar_l + eps_l^2).
+        The log-mean-exp shifts out the max over k, which carries no gradient
+        (``zero_grad``: its two contributions cancel), so that neither the
+        value nor the gradient, softmax(log w), under- or overflows. Notebook 08.
+        """
+        pt, c = self._pt, self._const
+        _, logvar, Z, log_px = self._sample_graph(X, eps)
+        log_prior = c(-0.5) * (c(LOG_2PI) + Z * Z).sum(axis=-1)                     # (K, N)
+        log_q = c(-0.5) * (c(LOG_2PI) + logvar + eps * eps).sum(axis=-1)            # (K, N)
+        log_w = log_px + log_prior - log_q
+        top = self._pytensor.gradient.zero_grad(log_w.max(axis=0))                  # (N,)
+        return top + pt.log(pt.exp(log_w - top).mean(axis=0))
+
+    def _loss_graph(self, X, eps, objective: str = "elbo"):
+        """The scalar loss, nats per image: -mean_n ELBO_n or -mean_n IWAE_K(x_n)."""
+        bound = self._iwae_graph(X, eps) if objective == "iwae" else self._elbo_graph(X, eps)
+        return -bound.mean()
 
     def _graph(self, key: str):
         """The symbolic inputs and outputs of the function ``key``."""
@@ -286,13 +381,15 @@ class PytensorVAE:
         if key == "decode_logits":
             return [Z], self._decoder_logits(Z)
         if key == "decode":
-            return [Z], self._pt.sigmoid(self._decoder_logits(Z))
+            return [Z], self._likelihood_mean(self._decoder_logits(Z))
         if key == "log_likelihood":
             return [X, Z], self._log_likelihood(X, self._decoder_logits(Z))
         if key == "elbo":
             return [X, eps], self._elbo
-        if key == "loss_and_grads":
-            loss = -self._elbo.mean()
+        if key == "iwae":
+            return [X, eps], self._iwae_graph(X, eps)
+        if key in ("loss_and_grads", "iwae_loss_and_grads"):
+            loss = self._loss_graph(X, eps, "iwae" if key == "iwae_loss_and_grads" else "elbo")
             return [X, eps], [loss, *self._pytensor.grad(loss, list(self.params.values()))]
         raise ValueError(f"unknown function {key!r}; choose one of {FUNCTIONS}.")
 
@@ -336,11 +433,12 @@ class PytensorVAE:
         return self.function("decode_logits")(self._as_array(Z, self.latent_dim))
 
     def decode(self, Z: np.ndarray) -> np.ndarray:
-        """Z: (N, L) -> X_mean: (N, D), the Bernoulli means sigmoid(logits)."""
+        """Z: (N, L) -> X_mean: (N, D), the likelihood's mean (``vae_teach.elbo.likelihood_mean``):
+        sigmoid(logits), but the continuous Bernoulli's own mean."""
         return self.function("decode")(self._as_array(Z, self.latent_dim))
 
     def log_likelihood(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
-        """log p(x | z): (N, D), (N, L) -> (N,) nats, from logits."""
+        """log p(x | z) under the config's likelihood: (N, D), (N, L) -> (N,) nats, from logits."""
         X, Z = self._as_array(X, self.config.input_dim), self._as_array(Z, self.latent_dim)
         if len(X) != len(Z):
             raise ValueError(f"X and Z must have the same number of rows, got {len(X)} and {len(Z)}.")
@@ -356,29 +454,45 @@ class PytensorVAE:
         X = self._as_array(X, self.config.input_dim)
         return self.function("elbo")(X, self._noise(eps, len(X)))
 
-    def loss_and_grads(self, X: np.ndarray, eps: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """loss = -mean_n ELBO_n (nats per image) and its gradient for every parameter.
+    def iwae_with_noise(self, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """Per-example IWAE bound log 1/K sum_k w_k for given noise: X (N, D), eps (K, N, L) -> (N,).
 
+        K = 1 gives the ELBO with a Monte Carlo KL. Defined in notebook 08.
+        """
+        X = self._as_array(X, self.config.input_dim)
+        return self.function("iwae")(X, self._noise(eps, len(X)))
+
+    def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo"
+                       ) -> tuple[float, dict[str, np.ndarray]]:
+        """loss and its gradient for every parameter, nats per image.
+
+        objective="elbo": loss = -mean_n ELBO_n; "iwae": loss = -mean_n IWAE_K(x_n)
+        (notebook 08); each a compiled function of its own.
         Inputs: X: (N, D); eps: (K, N, L) or (N, L).
         Returns: loss (float), grads (dict, names and shapes as ``get_params``).
         """
+        _check_objective(objective)
         X = self._as_array(X, self.config.input_dim)
-        loss, *grads = self.function("loss_and_grads")(X, self._noise(eps, len(X)))
+        key = "loss_and_grads" if objective == "elbo" else "iwae_loss_and_grads"
+        loss, *grads = self.function(key)(X, self._noise(eps, len(X)))
         return float(loss), dict(zip(self.params, grads))
 
     # ----- training -----------------------------------------------------
     def make_train_step(self, optimizer: str = "adam", lr: float | None = None, l2: float = 0.0,
-                        n_samples: int = 1, noise_seed: int | None = None, **options) -> TrainStep:
+                        n_samples: int = 1, noise_seed: int | None = None, objective: str = "elbo",
+                        **options) -> TrainStep:
         """One optimiser step on a minibatch, compiled with its update rule: see ``TrainStep``.
 
         optimizer: "sgd", "adagrad" or "adam" (torch.optim's formulas, as
         ``vae_teach.numpy_vae.optim``); lr: learning rate (the rule's default if
         None); l2: weight decay, g = dw + l2 * w; n_samples: K draws of z per
         example; noise_seed: seeds the graph's random stream (default: the
-        model's seed); options: eps for adagrad; beta1, beta2, eps, moment_floor for adam.
+        model's seed); objective: "elbo" or "iwae" (the IWAE_K bound, K the
+        noise's first axis, notebook 08); options: eps for adagrad; beta1,
+        beta2, eps, moment_floor for adam.
         """
         return TrainStep(self, optimizer, lr, l2, n_samples, self.seed if noise_seed is None else noise_seed,
-                         options)
+                         options, objective)
 
     # ----- input checks -------------------------------------------------
     def _as_array(self, A, width: int) -> np.ndarray:
@@ -397,7 +511,8 @@ class PytensorVAE:
 
 
 class TrainStep:
-    """``step(X_batch, eps=None) -> loss``: one compiled optimiser step, loss = -ELBO (nats per image).
+    """``step(X_batch, eps=None) -> loss``: one compiled optimiser step, loss = -ELBO (nats per
+    image), or -IWAE_K with ``objective="iwae"``.
 
     With ``eps=None`` the noise (K, B, L) is drawn inside the graph from a
     seeded PyTensor random generator (``pytensor.tensor.random.shared_rng``);
@@ -408,7 +523,9 @@ class TrainStep:
     ``state``: the optimiser's shared variables, by name (e.g. "m/enc0_W").
     """
 
-    def __init__(self, model: PytensorVAE, optimizer, lr, l2, n_samples, noise_seed, options):
+    def __init__(self, model: PytensorVAE, optimizer, lr, l2, n_samples, noise_seed, options,
+                 objective: str = "elbo"):
+        _check_objective(objective)
         if optimizer not in OPTIMIZER_OPTIONS:
             raise ValueError(f"unknown optimiser {optimizer!r}; choose one of {sorted(OPTIMIZER_OPTIONS)}.")
         unknown = set(options) - set(OPTIMIZER_OPTIONS[optimizer])
@@ -417,7 +534,7 @@ class TrainStep:
                             + "".join(f", {k}" for k in OPTIMIZER_OPTIONS[optimizer]) + ".")
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
-        self.model, self.optimizer, self.n_samples = model, optimizer, n_samples
+        self.model, self.optimizer, self.n_samples, self.objective = model, optimizer, n_samples, objective
         self.lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
         self.l2 = float(l2)
         self.hyperparameters = {**OPTIMIZER_OPTIONS[optimizer], **options}
@@ -447,7 +564,7 @@ class TrainStep:
             else:
                 eps = model._eps
                 inputs = [X, eps]
-            loss = -model._elbo_graph(X, eps).mean()
+            loss = model._loss_graph(X, eps, self.objective)
             params = list(model.params.values())
             grads = model._pytensor.grad(loss, params)
             if self.optimizer == "adam":  # one step count for all parameters
@@ -455,10 +572,11 @@ class TrainStep:
                 updates[t] = t + 1
             for w, dw in zip(params, grads):
                 updates.update(self._updates(w, dw))
+            name = f"{self.optimizer}_step_{key}" + ("" if self.objective == "elbo" else f"_{self.objective}")
             start = time.perf_counter()
             self._functions[key] = model._pytensor.function(inputs, loss, updates=updates, mode=model.mode,
-                                                            name=f"{self.optimizer}_step_{key}")
-            model.compile_seconds[f"{self.optimizer}_step_{key}"] = time.perf_counter() - start
+                                                            name=name)
+            model.compile_seconds[name] = time.perf_counter() - start
         return self._functions[key]
 
     def _shared_state(self, kind: str, w=None):
@@ -506,6 +624,7 @@ def train(
     lr: float | None = None,
     l2: float = 0.0,
     n_samples: int = 1,
+    objective: str = "elbo",
     seed: int = 0,
     X_test: np.ndarray | None = None,
     binarize: str | None = None,
@@ -517,11 +636,14 @@ def train(
     Inputs: X_train: (N, D) in [0, 1]; optimizer: "sgd", "adagrad" or "adam";
     lr: learning rate (the rule's default if None); l2: weight decay;
     n_samples: K draws of z per example, drawn in the graph from a generator
-    seeded with seed + 1 (as the NumPy backend's); X_test: (M, D), if given its
-    ELBO is measured after every epoch; optimizer_options: e.g. moment_floor for Adam.
+    seeded with seed + 1 (as the NumPy backend's); objective: "elbo" or "iwae"
+    (the IWAE_K bound with K = n_samples, notebook 08); X_test: (M, D), if
+    given its ELBO is measured after every epoch; binarize: None, "static",
+    "dynamic" or "dequantize", see ``vae_teach.training.fit``;
+    optimizer_options: e.g. moment_floor for Adam.
     """
     step = model.make_train_step(optimizer, lr=lr, l2=l2, n_samples=n_samples, noise_seed=seed + 1,
-                                 **optimizer_options)
+                                 objective=objective, **optimizer_options)
     evaluate = None if X_test is None else (lambda: float(np.mean(dataset_elbo(model, X_test))))
     return fit(step, X_train, epochs=epochs, batch_size=batch_size, lr=step.lr, seed=seed,
                evaluate=evaluate, binarize=binarize, progress=progress, desc=f"pytensor {optimizer}")

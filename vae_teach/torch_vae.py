@@ -5,13 +5,19 @@ Three pieces, as in pytorch/examples' vae/main.py:
 - ``TorchVAE``: the network, on tensors: ``encode``, ``reparameterize``,
   ``decode``, ``forward``. Its layers are named as the shared parameters
   (``enc0``, ``mu``, ``logvar`` or ``logsigma``, ``dec0``, ``out``), so
-  ``state_dict()`` reads ``enc0.weight``, ... and ``enc0_W`` is ``enc0.weight.T``.
-- ``loss_function``: -ELBO, Bernoulli NLL from logits + the analytic KL.
+  ``state_dict()`` reads ``enc0.weight``, ... and ``enc0_W`` is ``enc0.weight.T``;
+  with the "gaussian-learned" likelihood, the ``nn.Parameter`` ``out_logvar`` (D,).
+- ``loss_function``: -ELBO, the likelihood's NLL from logits + the analytic KL;
+  ``iwae_loss_function``: -IWAE_K, the importance-weighted bound.
+- ``log_likelihood``: log p(x | z) from logits for every likelihood of
+  ``vae_teach.interface.LIKELIHOODS`` (Bernoulli, Gaussian with a fixed or a
+  learned variance, continuous Bernoulli), and ``likelihood_mean``.
 - ``train``: minibatches drawn from tensors on the device, ``torch.optim``.
 
 ``TorchModel`` wraps a ``TorchVAE`` so it meets ``vae_teach.interface.VAEModel``
 on NumPy arrays; ``save_checkpoint`` / ``load_checkpoint`` store it.
-Nothing runs on import. Defined in notebook 05.
+Nothing runs on import. Defined in notebook 05; the likelihoods in notebook
+07; the IWAE objective in notebook 08.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 from tqdm.auto import tqdm
 
+from vae_teach.elbo import LOG_2PI
 from vae_teach.evaluate import dataset_elbo
-from vae_teach.interface import VAEConfig, check_params, draw_noise, init_params, param_shapes
+from vae_teach.interface import LIKELIHOODS, VAEConfig, check_params, draw_noise, init_params, param_shapes
 from vae_teach.numpy_vae.optim import DEFAULT_LR
 from vae_teach.training import BINARIZATIONS, History, check_finite
 
@@ -45,11 +52,19 @@ CHECKPOINT_FORMAT = "vae_teach.torch_vae/1"
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 FUSED_DEVICES = {"sgd": ("cpu", "cuda"), "adagrad": ("cpu",), "adam": ("cpu", "cuda")}  # torch 2.13
+OBJECTIVES = ("elbo", "iwae")
+CB_SERIES_BELOW = 1e-2   # |a| below which the continuous Bernoulli uses its Taylor series (as vae_teach.elbo)
 
 
 def default_device() -> torch.device:
     """cuda when a GPU is available, else cpu."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _check_objective(objective: str) -> None:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}: \"elbo\" for the "
+                         f"K-sample ELBO, \"iwae\" for the importance-weighted bound (lesson 08).")
 
 
 def _torch_dtype(dtype) -> torch.dtype:
@@ -63,13 +78,87 @@ def _torch_dtype(dtype) -> torch.dtype:
     return result
 
 
+# ----- the likelihoods, from logits ------------------------------------------
+def continuous_bernoulli_log_normalizer(logits: torch.Tensor) -> torch.Tensor:
+    """log C(a) = log(a / tanh(a / 2)), the continuous Bernoulli's normaliser, elementwise.
+
+    As ``vae_teach.elbo.continuous_bernoulli_log_normalizer``: log|a| - log(1 - e^-|a|)
+    + log(1 + e^-|a|), and log 2 + a^2/12 - 7 a^4/1440 for |a| < 1e-2. Each
+    branch of ``torch.where`` gets an input that is safe for it (1 for the
+    direct formula near 0, 0 for the series far from it): autograd
+    differentiates both branches and multiplies the unused one's gradient by
+    0, and 0 * inf = NaN. Defined in notebook 07. logits: any shape -> that shape.
+    """
+    abs_a = logits.abs()
+    small = abs_a < CB_SERIES_BELOW
+    safe = torch.where(small, torch.ones_like(abs_a), abs_a)        # keeps log and expm1 away from 0
+    direct = torch.log(safe) - torch.log(-torch.expm1(-safe)) + torch.log1p(torch.exp(-safe))
+    a2 = torch.where(small, logits, torch.zeros_like(logits)).square()
+    series = math.log(2.0) + a2 / 12.0 - 7.0 * a2 * a2 / 1440.0
+    return torch.where(small, series, direct)
+
+
+def continuous_bernoulli_mean(logits: torch.Tensor) -> torch.Tensor:
+    """E[x] under CB(sigmoid(a)) = 1 / (1 - e^-a) - 1/a (1/2 + a/12 - a^3/720 for |a| < 1e-2).
+
+    With t = 1 - e^-|a| (``-expm1``), 1 / (1 - e^-a) is 1/t for a > 0 and
+    1 - 1/t for a < 0: only e^-|a| is ever taken, so neither the value nor the
+    gradient overflows for large |a| (e^800 = inf would make inf / inf = NaN).
+    Safe inputs in both branches, as ``continuous_bernoulli_log_normalizer``.
+    logits: any shape -> that shape, in (0, 1).
+    """
+    small = logits.abs() < CB_SERIES_BELOW
+    safe = torch.where(small, torch.ones_like(logits), logits)
+    inv_t = -1.0 / torch.expm1(-safe.abs())                    # 1 / (1 - e^-|a|)
+    direct = torch.where(safe > 0, inv_t, 1.0 - inv_t) - 1.0 / safe
+    a = torch.where(small, logits, torch.zeros_like(logits))
+    series = 0.5 + a / 12.0 - a.pow(3) / 720.0
+    return torch.where(small, series, direct)
+
+
+def log_likelihood(logits: torch.Tensor, x: torch.Tensor, likelihood: str = "bernoulli",
+                   output_logvar: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """log p(x | z) from the decoder's logits a, summed over pixels.
+
+    "bernoulli": sum x a - softplus(a) (``binary_cross_entropy_with_logits``);
+    "gaussian", "gaussian-learned": log N(x; sigmoid(a), exp(output_logvar)),
+    output_logvar a scalar or (D,); "continuous-bernoulli": the Bernoulli
+    formula + log C(a). As ``vae_teach.elbo.log_likelihood``; defined in notebook 07.
+
+    Inputs: logits: (..., N, D); x: (N, D) in [0, 1] (broadcast over the leading axes).
+    Returns: (..., N) nats.
+    """
+    x = x.expand_as(logits)                                     # a view, no copy
+    if likelihood == "bernoulli":
+        return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+    if likelihood in ("gaussian", "gaussian-learned"):
+        logvar = torch.as_tensor(output_logvar, dtype=logits.dtype, device=logits.device)   # () or (D,)
+        sq = (x - torch.sigmoid(logits)).square()
+        return -0.5 * (LOG_2PI + logvar + sq * torch.exp(-logvar)).sum(-1)
+    if likelihood == "continuous-bernoulli":
+        bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        return (continuous_bernoulli_log_normalizer(logits) - bce).sum(-1)
+    raise ValueError(f"unknown likelihood {likelihood!r}; use one of {LIKELIHOODS}.")
+
+
+def likelihood_mean(logits: torch.Tensor, likelihood: str = "bernoulli") -> torch.Tensor:
+    """E[x | z] from the logits: sigmoid(a), but the continuous Bernoulli's own mean. Same shape."""
+    if likelihood == "continuous-bernoulli":
+        return continuous_bernoulli_mean(logits)
+    if likelihood in LIKELIHOODS:
+        return torch.sigmoid(logits)
+    raise ValueError(f"unknown likelihood {likelihood!r}; use one of {LIKELIHOODS}.")
+
+
 # ----- the network ------------------------------------------------------
 class TorchVAE(nn.Module):
     """The MLP VAE of ``VAEConfig`` as an ``nn.Module``, on tensors.
 
     Encoder: x -> [enc_i -> activation] * H -> heads ``mu`` and ``logvar``
     (or ``logsigma``, with logvar = 2 * logsigma). Decoder: z -> [dec_i ->
-    activation] * H (reversed sizes) -> ``out`` logits.
+    activation] * H (reversed sizes) -> ``out`` logits, which
+    ``config.likelihood`` turns into p(x | z); for "gaussian-learned" the
+    module also holds ``out_logvar`` (D,), one learned log sigma^2 per pixel.
     Initial weights come from ``init_params(config, seed)``, so a seed gives
     the same weights as ``NumpyVAE``; torch's global RNG is left untouched.
     """
@@ -84,6 +173,8 @@ class TorchVAE(nn.Module):
             fan_in, fan_out = shapes[f"{name}_W"]
             # skip_init: no random draw that set_params would overwrite anyway
             self.add_module(name, nn.utils.skip_init(nn.Linear, fan_in, fan_out, device=device, dtype=dtype))
+        if config.likelihood == "gaussian-learned":
+            self.out_logvar = nn.Parameter(torch.empty(shapes["out_logvar"], device=device, dtype=dtype))
         self.activation = ACTIVATIONS[config.activation]()
         self.set_params(init_params(config, seed=seed, dtype=np.float64))
 
@@ -134,8 +225,21 @@ class TorchVAE(nn.Module):
         return self.out(h)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z: (..., L) -> x_mean: (..., D), the Bernoulli means sigmoid(logits)."""
-        return torch.sigmoid(self.decode_logits(z))
+        """z: (..., L) -> x_mean: (..., D), the likelihood's mean: sigmoid(logits), but
+        ``continuous_bernoulli_mean(logits)`` for the continuous Bernoulli."""
+        return likelihood_mean(self.decode_logits(z), self.config.likelihood)
+
+    @property
+    def output_logvar(self) -> float | torch.Tensor:
+        """The Gaussian likelihood's log sigma^2: the learned (D,) ``out_logvar``, else the
+        config's fixed scalar (unused by the Bernoulli likelihoods)."""
+        if self.config.likelihood == "gaussian-learned":
+            return self.out_logvar
+        return self.config.output_logvar
+
+    def log_likelihood(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x | z) under this model's likelihood: logits (..., N, D), x (N, D) -> (..., N)."""
+        return log_likelihood(logits, x, self.config.likelihood, self.output_logvar)
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -153,7 +257,20 @@ class TorchVAE(nn.Module):
             layer = getattr(self, name)
             params[f"{name}_W"] = layer.weight.detach().cpu().numpy().T.copy()   # (in, out)
             params[f"{name}_b"] = layer.bias.detach().cpu().numpy().copy()
+        if self.config.likelihood == "gaussian-learned":
+            params["out_logvar"] = self.out_logvar.detach().cpu().numpy().copy()   # (D,)
         return params
+
+    def shared_parameters(self) -> dict[str, torch.Tensor]:
+        """Every parameter tensor by its shared name (``enc0_W`` is ``enc0.weight``, transposed
+        on the way out by ``get_params``): what ``loss_and_grads`` reads the gradients from."""
+        tensors = {}
+        for name in self.layer_names:
+            layer = getattr(self, name)
+            tensors[f"{name}_W"], tensors[f"{name}_b"] = layer.weight, layer.bias
+        if self.config.likelihood == "gaussian-learned":
+            tensors["out_logvar"] = self.out_logvar
+        return tensors
 
     @torch.no_grad()
     def set_params(self, params: dict[str, np.ndarray]) -> None:
@@ -164,35 +281,71 @@ class TorchVAE(nn.Module):
             layer = getattr(self, name)
             layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(params[f"{name}_W"].T)))
             layer.bias.copy_(torch.from_numpy(np.ascontiguousarray(params[f"{name}_b"])))
+        if self.config.likelihood == "gaussian-learned":
+            self.out_logvar.copy_(torch.from_numpy(np.ascontiguousarray(params["out_logvar"])))
 
 
 def loss_function(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-                  reduction: str = "mean") -> torch.Tensor:
-    """-ELBO = Bernoulli NLL of x under the logits + KL(q(z|x) || N(0, I)).
+                  reduction: str = "mean", likelihood: str = "bernoulli",
+                  output_logvar: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """-ELBO = the likelihood's NLL of x under the logits + KL(q(z|x) || N(0, I)).
 
     The KL in closed form, Kingma & Welling (2014), Auto-Encoding Variational
     Bayes, Appendix B: -KL = 1/2 * sum_l (1 + log sigma_l^2 - mu_l^2 - sigma_l^2).
-    The NLL is computed from logits (``binary_cross_entropy_with_logits``),
-    never from rounded probabilities, summed over pixels.
+    The NLL is computed from logits (``binary_cross_entropy_with_logits`` for
+    the Bernoulli), never from rounded probabilities, summed over pixels.
 
     Inputs: logits: (N, D) or (K, N, D) for K samples of z; x: (N, D) in [0, 1];
     mu, logvar: (N, L). reduction: "mean" -> the loss, a scalar in nats per
     image (averaged over samples and the batch); "none" -> (N,) the
-    per-example -ELBO (the NLL averaged over the K samples).
+    per-example -ELBO (the NLL averaged over the K samples). likelihood,
+    output_logvar: see ``log_likelihood`` (notebook 07).
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}.")
     n_samples = logits.shape[0] if logits.dim() == 3 else 1
-    x = x.expand_as(logits)                                     # (K, N, D): a view, no copy
     if reduction == "mean":
-        nll = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / (n_samples * len(mu))
+        if likelihood == "bernoulli":                           # one fused kernel: training's hot path
+            x = x.expand_as(logits)                             # (K, N, D): a view, no copy
+            nll = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / (n_samples * len(mu))
+        else:
+            nll = -log_likelihood(logits, x, likelihood, output_logvar).sum() / (n_samples * len(mu))
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / len(mu)
         return nll + kl
-    nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)   # ([K,] N)
+    nll = -log_likelihood(logits, x, likelihood, output_logvar)                     # ([K,] N)
     if logits.dim() == 3:
         nll = nll.mean(0)
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)          # (N,)
     return nll + kl
+
+
+def iwae_loss_function(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                       eps: torch.Tensor, reduction: str = "mean", likelihood: str = "bernoulli",
+                       output_logvar: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """-IWAE_K = -log 1/K sum_k w_k, the importance-weighted bound (Burda et al., 2016).
+
+    log w_k = log p(x | z_k) + log N(z_k; 0, I) - log N(z_k; mu, sigma^2), with
+    z_k = mu + sigma eps_k, so log q(z_k | x) = -1/2 sum_l (log 2 pi + logvar_l
+    + eps_kl^2); combined with ``torch.logsumexp`` over the K samples. K = 1
+    gives the ELBO with a one-sample Monte Carlo KL. Defined in notebook 08.
+
+    Inputs: logits: (K, N, D), decoded from z = mu + exp(logvar / 2) * eps;
+    x: (N, D); mu, logvar: (N, L); eps: (K, N, L) (or (N, L) with logits (N, D)).
+    reduction: "mean" -> the loss, a scalar in nats per image; "none" -> (N,)
+    the per-example -IWAE_K. likelihood, output_logvar: see ``log_likelihood``.
+    """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}.")
+    if eps.dim() == 2:                                          # one sample: K = 1
+        eps = eps[None]
+    if logits.dim() == 2:
+        logits = logits[None]
+    z = mu + torch.exp(0.5 * logvar) * eps                                  # (K, N, L)
+    log_px = log_likelihood(logits, x, likelihood, output_logvar)           # (K, N)
+    log_prior = -0.5 * (LOG_2PI + z.square()).sum(-1)                      # (K, N)
+    log_q = -0.5 * (LOG_2PI + logvar + eps.square()).sum(-1)               # (K, N)
+    iwae = torch.logsumexp(log_px + log_prior - log_q, dim=0) - math.log(eps.shape[0])   # (N,)
+    return -iwae.mean() if reduction == "mean" else -iwae
 
 
 # ----- the protocol, on NumPy arrays --------------------------------------
@@ -251,15 +404,14 @@ class TorchModel:
 
     @torch.no_grad()
     def decode(self, Z: np.ndarray) -> np.ndarray:
-        """Z: (N, L) -> X_mean: (N, D)."""
+        """Z: (N, L) -> X_mean: (N, D), the likelihood's mean (``vae_teach.elbo.likelihood_mean``)."""
         return _numpy(self.module.decode(self._tensor(Z, 2)))
 
     @torch.no_grad()
     def log_likelihood(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
-        """log p(x | z): (N, D), (N, L) -> (N,) nats, from logits."""
+        """log p(x | z) under the config's likelihood: (N, D), (N, L) -> (N,) nats, from logits."""
         logits = self.module.decode_logits(self._tensor(Z, 2))
-        x = self._tensor(X, 2)
-        return _numpy(-F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1))
+        return _numpy(self.module.log_likelihood(logits, self._tensor(X, 2)))
 
     def elbo(self, X: np.ndarray, n_samples: int = 1, seed: int = 0) -> np.ndarray:
         """Per-example ELBO in nats, eps from ``draw_noise`` (as every backend): (N,)."""
@@ -269,25 +421,34 @@ class TorchModel:
     def elbo_with_noise(self, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
         """Per-example ELBO for given noise: X (N, D), eps (K, N, L) or (N, L) -> (N,)."""
         x, eps = self._tensor(X, 2), self._noise(eps, len(X))
-        logits, mu, logvar = self.module(x, eps)
-        return _numpy(-loss_function(logits, x, mu, logvar, reduction="none"))
+        return _numpy(-_loss(self.module, x, eps, "elbo", reduction="none"))
 
-    def loss_and_grads(self, X: np.ndarray, eps: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """loss = -mean_n ELBO_n and its gradient (by autograd) for every shared parameter.
+    @torch.no_grad()
+    def iwae_with_noise(self, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """Per-example IWAE bound log 1/K sum_k w_k for given noise: X (N, D), eps (K, N, L)
+        or (N, L) -> (N,) nats. K = 1 gives the ELBO with a Monte Carlo KL. Defined in notebook 08."""
+        x, eps = self._tensor(X, 2), self._noise(eps, len(X))
+        return _numpy(-_loss(self.module, x, eps, "iwae", reduction="none"))
 
+    def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo"
+                       ) -> tuple[float, dict[str, np.ndarray]]:
+        """loss and its gradient (by autograd) for every shared parameter.
+
+        objective="elbo": loss = -mean_n ELBO_n (K samples, the analytic KL);
+        "iwae": loss = -mean_n IWAE_K(x_n) (notebook 08). Nats per image.
         Inputs: X: (N, D); eps: (K, N, L) or (N, L).
         Returns: loss (float), grads (dict, names and shapes as ``get_params``).
         """
+        _check_objective(objective)
         x, eps = self._tensor(X, 2), self._noise(eps, len(X))
         module = self.module
         module.zero_grad(set_to_none=True)
-        loss = _loss(module, x, eps)
+        loss = _loss(module, x, eps, objective)
         loss.backward()
         grads = {}
-        for name in module.layer_names:
-            layer = getattr(module, name)
-            grads[f"{name}_W"] = _numpy(layer.weight.grad).T.copy()     # (in, out)
-            grads[f"{name}_b"] = _numpy(layer.bias.grad).copy()
+        for name, tensor in module.shared_parameters().items():
+            grad = _numpy(tensor.grad)
+            grads[name] = (grad.T if name.endswith("_W") else grad).copy()   # weights as (in, out)
         module.zero_grad(set_to_none=True)
         return loss.item(), grads
 
@@ -312,9 +473,14 @@ class TorchModel:
         return t
 
 
-def _loss(module: TorchVAE, x: torch.Tensor, eps: torch.Tensor | None) -> torch.Tensor:
+def _loss(module: TorchVAE, x: torch.Tensor, eps: torch.Tensor, objective: str = "elbo",
+          reduction: str = "mean") -> torch.Tensor:
+    """The objective's loss (-ELBO or -IWAE_K) under the module's likelihood: x (N, D), eps (K, N, L)."""
     logits, mu, logvar = module(x, eps)
-    return loss_function(logits, x, mu, logvar)
+    likelihood, output_logvar = module.config.likelihood, module.output_logvar
+    if objective == "iwae":
+        return iwae_loss_function(logits, x, mu, logvar, eps, reduction, likelihood, output_logvar)
+    return loss_function(logits, x, mu, logvar, reduction, likelihood, output_logvar)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -349,31 +515,33 @@ def make_optimizer(module: TorchVAE, optimizer: str = "adam", lr: float | None =
     return OPTIMIZERS[optimizer](module.parameters(), lr=lr, weight_decay=l2, **options)
 
 
-def _train_step(module: TorchVAE, opt: torch.optim.Optimizer, x: torch.Tensor, eps: torch.Tensor
-                ) -> torch.Tensor:
+def _train_step(module: TorchVAE, opt: torch.optim.Optimizer, x: torch.Tensor, eps: torch.Tensor,
+                objective: str = "elbo") -> torch.Tensor:
     """One optimiser step on a minibatch x (B, D) with noise eps (K, B, L); returns the loss tensor."""
     opt.zero_grad(set_to_none=True)
-    loss = _loss(module, x, eps)
+    loss = _loss(module, x, eps, objective)
     loss.backward()
     opt.step()
     return loss.detach()
 
 
-def make_train_step(model, optimizer="adam", lr: float | None = None, l2: float = 0.0, **options
-                    ) -> Callable[[np.ndarray, np.ndarray], float]:
+def make_train_step(model, optimizer="adam", lr: float | None = None, l2: float = 0.0,
+                    objective: str = "elbo", **options) -> Callable[[np.ndarray, np.ndarray], float]:
     """``step(X_batch, eps) -> loss``: one step with the given noise, for agreement tests.
 
     model: ``TorchModel`` or ``TorchVAE``; optimizer: a name (built by
-    ``make_optimizer`` with lr, l2, options) or a ``torch.optim.Optimizer``.
+    ``make_optimizer`` with lr, l2, options) or a ``torch.optim.Optimizer``;
+    objective: "elbo" or "iwae" (K = eps.shape[0]).
     X_batch: (B, D); eps: (K, B, L) NumPy. Returns: the loss before the step (float).
     """
+    _check_objective(objective)
     model = _as_model(model)
     opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else \
         make_optimizer(model.module, optimizer, lr, l2, **options)
 
     def step(X_batch: np.ndarray, eps: np.ndarray) -> float:
         x = model._tensor(X_batch, 2)
-        return float(_train_step(model.module, opt, x, model._noise(eps, len(x))))
+        return float(_train_step(model.module, opt, x, model._noise(eps, len(x)), objective))
 
     return step
 
@@ -388,6 +556,7 @@ def train(
     lr: float | None = None,
     l2: float = 0.0,
     n_samples: int = 1,
+    objective: str = "elbo",
     seed: int = 0,
     X_test: np.ndarray | None = None,
     binarize: str | None = None,
@@ -405,10 +574,15 @@ def train(
     optimizer: "sgd", "adagrad", "adam" or a ``torch.optim.Optimizer`` over
     the module's parameters (e.g. restored from a checkpoint); lr: the rule's
     default if None; l2: weight decay; n_samples: K draws of z per example;
+    objective: "elbo" (the K-sample ELBO) or "iwae" (the IWAE_K bound with
+    K = n_samples, notebook 08); the history's "ELBO" is then the IWAE bound;
     X_test: (M, D), if given its ELBO (``dataset_elbo``) is measured after
-    every epoch; binarize: None, "static" (threshold 0.5, once) or "dynamic"
-    (resampled every epoch); device: move the model there first (default:
-    where it is). Raises ``TrainingDivergedError`` on a NaN or infinite loss.
+    every epoch; binarize: None, "static" (threshold 0.5, once), "dynamic"
+    (0/1 resampled every epoch) or "dequantize" (x = (round(255 x) + u) / 256,
+    u ~ U(0, 1) resampled every epoch, for 8-bit images and continuous
+    likelihoods, notebook 07; as ``vae_teach.data.dequantize`` but drawn on the
+    device from the training generator); device: move the model there first
+    (default: where it is). Raises ``TrainingDivergedError`` on a NaN or infinite loss.
     """
     model = _as_model(model)
     if device is not None:
@@ -418,6 +592,7 @@ def train(
                          f"{batch_size}, {n_samples}.")
     if binarize not in BINARIZATIONS:
         raise ValueError(f"binarize must be one of {BINARIZATIONS}, got {binarize!r}.")
+    _check_objective(objective)
     module = model.module
     opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else \
         make_optimizer(module, optimizer, lr, l2, **optimizer_options)
@@ -425,6 +600,11 @@ def train(
     X = model._tensor(X_train, 2)                                  # (N, D), on the device
     if binarize == "static":
         X = (X > 0.5).to(X.dtype)
+    elif binarize == "dequantize":
+        levels = torch.round(X * 255)                              # (N, D) integers k in 0..255
+        if len(X) and torch.max(torch.abs(X * 255 - levels)).item() > 1e-3:
+            raise ValueError("binarize='dequantize' expects 8-bit images (values k / 255), but some values "
+                             "lie between levels; was the data already dequantised or rescaled?")
     generator = torch.Generator(device=X.device).manual_seed(seed)
     n, latent_dim = len(X), model.latent_dim
     name = optimizer if isinstance(optimizer, str) else type(optimizer).__name__.lower()
@@ -436,14 +616,20 @@ def train(
         for epoch in range(1, epochs + 1):
             module.train()
             start = time.perf_counter()
-            X_epoch = torch.bernoulli(X, generator=generator) if binarize == "dynamic" else X
+            if binarize == "dynamic":
+                X_epoch = torch.bernoulli(X, generator=generator)
+            elif binarize == "dequantize":                          # (k + u) / 256, u ~ U(0, 1)
+                X_epoch = (levels + torch.rand(X.shape, generator=generator, dtype=X.dtype,
+                                               device=X.device)) / 256
+            else:
+                X_epoch = X
             order = torch.randperm(n, generator=generator, device=X.device)
             loss_sum = 0.0
             for first in range(0, n, batch_size):
                 x = X_epoch[order[first:first + batch_size]]        # (B, D)
                 eps = torch.randn((n_samples, len(x), latent_dim), generator=generator,
                                   dtype=X.dtype, device=X.device)    # (K, B, L)
-                loss = _train_step(module, opt, x, eps).item()     # the one host sync a step
+                loss = _train_step(module, opt, x, eps, objective).item()   # the one host sync a step
                 global_step += 1
                 check_finite(loss, global_step, epoch, lr)
                 history.step_loss.append(loss)
