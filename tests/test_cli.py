@@ -1,8 +1,10 @@
 """The vae-teach command: train writes everything it promises; datasets reports; bad input is clear."""
 
 import json
+import re
 
 import numpy as np
+import pytest
 
 from vae_teach.cli import main
 from vae_teach.interface import VAEConfig, param_shapes
@@ -32,7 +34,9 @@ def test_datasets_lists_every_dataset_with_where_or_why(capsys):
     printed = capsys.readouterr().out
     for name in ("mnist-5k", "fashion-mnist", "mnist", "frey-faces"):
         assert name in printed
-    assert "mnist-5k       found" in printed
+    assert re.search(r"^mnist-5k +found", printed, re.MULTILINE)
+    widths = {line.index(" found") for line in printed.splitlines() if " found " in line}
+    assert len(widths) == 1, "the state column is aligned"
 
 
 def test_unknown_dataset_is_a_clear_error_not_a_traceback(tmp_path, capsys):
@@ -40,3 +44,39 @@ def test_unknown_dataset_is_a_clear_error_not_a_traceback(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "mnist-6k" in err and "mnist-5k" in err
+
+
+def test_train_a_continuous_likelihood_on_dequantised_data_reports_bits_per_dim(tmp_path, capsys):
+    out = tmp_path / "gauss"
+    code = main(["train", "--likelihood", "gaussian-learned", "--binarize", "dequantize", "--output-logvar", "-3",
+                 "--latent-dim", "2", "--hidden", "16", "--epochs", "1", "--eval-k", "20", "--out", str(out),
+                 "--quiet"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["likelihood"] == "gaussian-learned"
+    with np.load(out / "params.npz") as params:
+        assert params["out_logvar"].shape == (784,)
+    # Bits per dimension of the 8-bit images: -ELBO / (D log 2) + 8.
+    expected = -summary["test_elbo_nats_per_image"] / (784 * np.log(2)) + 8
+    assert summary["test_elbo_bits_per_dim"] == pytest.approx(expected)
+    log_px = summary["test_log_likelihood"]
+    assert log_px["k"] == 20 and log_px["standard_error"] > 0
+    assert log_px["nats_per_image"] > summary["test_elbo_nats_per_image"] - 5   # IWAE_20 is not far below
+    assert "importance sampling, k = 20" in capsys.readouterr().out
+
+
+def test_train_with_the_iwae_objective_and_a_grey_bernoulli_warning(tmp_path, capsys):
+    out = tmp_path / "iwae"
+    assert main(["train", "--objective", "iwae", "--samples", "3", "--latent-dim", "2", "--hidden", "16",
+                 "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["objective"], summary["samples"]) == ("iwae", 3)
+    assert summary["test_elbo_bits_per_dim"] is None          # grey pixels under a Bernoulli: no density
+    assert "not a normalised density" in capsys.readouterr().out
+
+
+def test_a_density_on_binarised_pixels_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "bad"
+    code = main(["train", "--likelihood", "gaussian", "--binarize", "static", "--out", str(out), "--quiet"])
+    assert code == 2 and not out.exists()
+    assert "--binarize dequantize" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """The ``vae-teach`` command: train a model, list the datasets, run the notebook series.
 
     vae-teach train --backend numpy --dataset mnist-5k --latent-dim 2 --epochs 50 --out runs/mnist2d
+    vae-teach train --likelihood gaussian-learned --binarize dequantize --eval-k 1000 --out runs/gauss
+    vae-teach train --binarize dynamic --objective iwae --samples 5 --out runs/iwae5
     vae-teach datasets
     vae-teach run-notebooks --out build
     vae-teach student-notebooks OUT_DIR
@@ -42,26 +44,41 @@ def cmd_train(args) -> int:
 
     from vae_teach import plotting
     from vae_teach.backends import make_model, trainer
-    from vae_teach.data import load_dataset
-    from vae_teach.evaluate import dataset_elbo
+    from vae_teach.data import binarize_dynamic, binarize_static, dequantize, load_dataset
+    from vae_teach.evaluate import bits_per_dim, dataset_elbo, importance_sampled_log_likelihood
     from vae_teach.interface import VAEConfig
 
+    if args.likelihood != "bernoulli" and args.binarize in ("static", "dynamic"):
+        raise ValueError(f"--likelihood {args.likelihood} is a density on [0, 1], but --binarize "
+                         f"{args.binarize} makes the pixels 0 or 1; use --binarize dequantize (or none).")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(args.dataset, path=args.data_path, download=args.download)
     config = VAEConfig(input_dim=data.X_train.shape[1], hidden_dims=tuple(args.hidden),
-                       latent_dim=args.latent_dim, activation=args.activation, scale=args.scale)
+                       latent_dim=args.latent_dim, activation=args.activation, scale=args.scale,
+                       likelihood=args.likelihood, output_logvar=args.output_logvar)
+    # The test images, seen the way training sees its images (lesson 07): thresholded, one fixed
+    # stochastic binarisation, or one fixed dequantisation.
+    X_test = {None: lambda X: X, "static": binarize_static,
+              "dynamic": lambda X: binarize_dynamic(X, args.seed + 10_000),
+              "dequantize": lambda X: dequantize(X, args.seed + 10_000)}[args.binarize](data.X_test)
     model = make_model(args.backend, config, seed=args.seed)
     print(f"training a {args.backend} VAE {config.input_dim}-{'-'.join(map(str, config.hidden_dims))}-"
-          f"{config.latent_dim} ({config.activation}) on {data.name}: {len(data.X_train)} train, "
+          f"{config.latent_dim} ({config.activation}, {config.likelihood} likelihood, {args.objective} "
+          f"with K = {args.samples}) on {data.name}: {len(data.X_train)} train, "
           f"{len(data.X_test)} test images from {data.source}")
     start = time.perf_counter()
     history = trainer(args.backend)(
         model, data.X_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-        lr=args.lr, l2=args.l2, seed=args.seed, X_test=data.X_test, binarize=args.binarize,
-        progress=not args.quiet)
+        lr=args.lr, l2=args.l2, n_samples=args.samples, objective=args.objective, seed=args.seed,
+        X_test=X_test, binarize=args.binarize, progress=not args.quiet)
     wall = time.perf_counter() - start
-    final_test_elbo = float(np.mean(dataset_elbo(model, data.X_test, n_samples=1, seed=0)))
+    final_test_elbo = float(np.mean(dataset_elbo(model, X_test, n_samples=1, seed=0)))
+    log_px = None
+    if args.eval_k:
+        log_px = importance_sampled_log_likelihood(model, X_test, k=args.eval_k, seed=0)
+    levels = 256 if args.binarize == "dequantize" else None
+    is_density = not (args.likelihood == "bernoulli" and args.binarize in (None, "dequantize"))
 
     params = model.get_params()
     _write_npz_atomically(out / "params.npz", params)
@@ -70,22 +87,35 @@ def cmd_train(args) -> int:
         "backend": args.backend, "dataset": data.name, "config": config.to_dict(),
         "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer,
         "lr": args.lr, "l2": args.l2, "seed": args.seed, "binarize": args.binarize,
+        "objective": args.objective, "samples": args.samples,
         "wall_seconds": wall,
         "median_examples_per_second": float(np.median(history.examples_per_second)) if args.epochs else None,
         "test_elbo_nats_per_image": final_test_elbo,
+        # Bits per dimension only where the number is a log-likelihood: a Bernoulli on grey pixels
+        # is not a normalised density (lesson 07).
+        "test_elbo_bits_per_dim": bits_per_dim(final_test_elbo, config.input_dim, levels) if is_density else None,
+        "test_log_likelihood": None if log_px is None else {
+            "k": log_px.k, "nats_per_image": log_px.mean, "standard_error": log_px.standard_error,
+            "bits_per_dim": bits_per_dim(log_px.mean, config.input_dim, levels) if is_density else None},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
 
     _save_figure(plotting.loss_curves({args.backend: history}), out / "loss_curves.png")
-    _save_figure(plotting.reconstructions(model, data.X_test[:10], data.image_shape), out / "reconstructions.png")
+    _save_figure(plotting.reconstructions(model, X_test[:10], data.image_shape), out / "reconstructions.png")
     _save_figure(plotting.prior_samples(model, data.image_shape, n=100, seed=args.seed), out / "prior_samples.png")
     if config.latent_dim >= 2:
-        _save_figure(plotting.latent_scatter(model, data.X_test, data.y_test), out / "latent_scatter.png")
+        _save_figure(plotting.latent_scatter(model, X_test, data.y_test), out / "latent_scatter.png")
     if config.latent_dim == 2:
         _save_figure(plotting.manifold_2d(model, data.image_shape, n=20), out / "manifold.png")
 
     print(f"done in {wall:.1f} s ({summary['median_examples_per_second'] or 0:.0f} examples/s, median "
           f"over epochs); test ELBO {final_test_elbo:.2f} nats per image")
+    if log_px is not None:
+        print(f"test log p(x) >= {log_px.mean:.2f} ± {log_px.standard_error:.2f} nats per image "
+              f"(importance sampling, k = {log_px.k})")
+    if not is_density:
+        print("note: a Bernoulli likelihood on grey pixels is not a normalised density; these numbers "
+              "are not log-likelihoods (lesson 07)")
     print(f"wrote params.npz, history.json, summary.json and figures to {out}")
     return 0
 
@@ -124,6 +154,8 @@ def cmd_student_notebooks(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vae_teach.interface import LIKELIHOODS
+
     parser = argparse.ArgumentParser(prog="vae-teach", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -142,7 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=["sgd", "adagrad", "adam"], default="adam")
     train.add_argument("--lr", type=float, default=None, help="learning rate (the optimiser's default if unset)")
     train.add_argument("--l2", type=float, default=0.0, help="L2 weight decay")
-    train.add_argument("--binarize", choices=["static", "dynamic"], default=None)
+    train.add_argument("--binarize", choices=["static", "dynamic", "dequantize"], default=None,
+                       help="how the pixels are seen: thresholded, resampled 0/1 each epoch, or "
+                            "dequantised 8-bit (for the continuous likelihoods); default: as they are")
+    train.add_argument("--likelihood", choices=list(LIKELIHOODS), default="bernoulli")
+    train.add_argument("--output-logvar", type=float, default=0.0,
+                       help="log sigma^2 of the Gaussian likelihood (fixed, or the learned one's start)")
+    train.add_argument("--objective", choices=["elbo", "iwae"], default="elbo")
+    train.add_argument("--samples", type=int, default=1, help="K samples of z per image (IWAE's k)")
+    train.add_argument("--eval-k", type=int, default=0,
+                       help="also estimate the test log-likelihood by importance sampling with k samples")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", required=True, help="output folder")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
