@@ -4,7 +4,14 @@ the linear-Gaussian model of lesson 02 (probabilistic PCA) behind the protocol."
 import numpy as np
 import pytest
 
-from vae_teach.evaluate import bits_per_dim, dataset_elbo, elbo_of_q, importance_sampled_log_likelihood
+from vae_teach.elbo import iwae_bound
+from vae_teach.evaluate import (
+    bits_per_dim,
+    dataset_elbo,
+    elbo_of_q,
+    importance_log_weights,
+    importance_sampled_log_likelihood,
+)
 from vae_teach.linear_gaussian import LinearGaussian
 
 
@@ -95,3 +102,16 @@ def test_bits_per_dim():
     np.testing.assert_allclose(bits_per_dim(np.array([-D * np.log(2), -2 * D * np.log(2)]), D), [1.0, 2.0])
     with pytest.raises(ValueError, match="levels must be >= 2"):
         bits_per_dim(-1.0, D, levels=1)
+
+
+def test_log_weight_matrix_holds_the_estimators_samples(model_and_data):
+    model, X = model_and_data
+    log_w = importance_log_weights(model, X, k=60, batch_size=16, samples_per_chunk=25)
+    assert log_w.shape == (60, 40)
+    estimate = importance_sampled_log_likelihood(model, X, k=60)
+    np.testing.assert_allclose(iwae_bound(log_w), estimate.per_example, rtol=1e-12)
+    # The first m samples are the ones k = m draws: IWAE_m for every m from one matrix.
+    np.testing.assert_allclose(iwae_bound(log_w[:7]), importance_sampled_log_likelihood(model, X, k=7).per_example,
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="must be >= 1"):
+        importance_log_weights(model, X, k=10, batch_size=0)

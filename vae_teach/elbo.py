@@ -21,6 +21,15 @@ from vae_teach.interface import LIKELIHOODS
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 
+def _float_array(a) -> np.ndarray:
+    """``a`` as an array of its own float dtype (float32 stays float32); anything else, float64.
+
+    (Not np.result_type(a, np.float32): under NumPy 2 that makes a Python float float32.)
+    """
+    a = np.asarray(a)
+    return a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float64)
+
+
 def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """KL(N(mu, diag(exp(logvar))) || N(0, I)), in closed form.
 
@@ -65,7 +74,7 @@ def gaussian_log_likelihood(X: np.ndarray, mean: np.ndarray, logvar) -> np.ndarr
     Parameters: X: (..., D); mean: (..., D); logvar: scalar or (..., D).
     Returns: (...,) nats.
     """
-    logvar = np.asarray(logvar, dtype=np.result_type(X, mean, np.float32))
+    logvar = np.asarray(logvar, dtype=np.result_type(_float_array(X), _float_array(mean)))
     sq = (X - mean) ** 2
     per_dim = -0.5 * (LOG_2PI + logvar + sq * np.exp(-logvar))
     return np.sum(np.broadcast_to(per_dim, np.broadcast(X, mean, logvar).shape), axis=-1)
@@ -85,7 +94,7 @@ def continuous_bernoulli_log_normalizer(logits: np.ndarray) -> np.ndarray:
 
     Parameters: logits: any shape. Returns: the same shape, nats, >= log 2.
     """
-    a = np.asarray(logits, dtype=np.result_type(logits, np.float32))
+    a = _float_array(logits)
     abs_a = np.abs(a)
     small = abs_a < 1e-2
     safe = np.where(small, 1.0, abs_a)                     # keeps log and expm1 away from 0
@@ -97,12 +106,12 @@ def continuous_bernoulli_log_normalizer(logits: np.ndarray) -> np.ndarray:
 
 def continuous_bernoulli_log_normalizer_grad(logits: np.ndarray) -> np.ndarray:
     """d log C / d a = 1/a - 1/sinh(a), elementwise; a/6 - 7a^3/360 near 0. Same shape."""
-    a = np.asarray(logits, dtype=np.result_type(logits, np.float32))
+    a = _float_array(logits)
     small = np.abs(a) < 1e-2
     safe = np.where(small, 1.0, a)
     with np.errstate(over="ignore"):                      # sinh(|a| > 710) = inf: 1/inf = 0, exact
         direct = 1.0 / safe - 1.0 / np.sinh(safe)
-    series = a / 6.0 - 7.0 * a ** 3 / 360.0
+    series = a / 6.0 - 7.0 * (a * a * a) / 360.0       # a * a * a: ** is ~200x slower in float32
     return np.where(small, series, direct).astype(a.dtype, copy=False)
 
 
@@ -124,12 +133,12 @@ def continuous_bernoulli_mean(logits: np.ndarray) -> np.ndarray:
     Not sigmoid(a): the shape parameter lambda is not the mean, which lies
     closer to 1/2. Parameters: logits: any shape. Returns: the same shape, in (0, 1).
     """
-    a = np.asarray(logits, dtype=np.result_type(logits, np.float32))
+    a = _float_array(logits)
     small = np.abs(a) < 1e-2
     safe = np.where(small, 1.0, a)
     with np.errstate(over="ignore"):                      # expm1(-a) = inf for a < -710: 0 - 1/a
         direct = -1.0 / np.expm1(-safe) - 1.0 / safe
-    series = 0.5 + a / 12.0 - a ** 3 / 720.0
+    series = 0.5 + a / 12.0 - (a * a * a) / 720.0
     return np.where(small, series, direct).astype(a.dtype, copy=False)
 
 
@@ -140,7 +149,7 @@ def continuous_bernoulli_sample(logits: np.ndarray, u: np.ndarray) -> np.ndarray
     a > 0 so that e^a never overflows; x = u near a = 0, where CB is uniform.
     Parameters: logits, u: the same shape, u in (0, 1). Returns: that shape, in [0, 1].
     """
-    a = np.asarray(logits, dtype=np.result_type(logits, np.float32))
+    a = _float_array(logits)
     u = np.asarray(u, dtype=a.dtype)
     small = np.abs(a) < 1e-6
     safe = np.where(small, 1.0, a)

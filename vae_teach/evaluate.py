@@ -78,6 +78,38 @@ def importance_sampled_log_likelihood(model: VAEModel, X: np.ndarray, k: int = 1
     the encoder's (e.g. per-example optimised q, lesson 08).
     Returns: ``LogLikelihoodEstimate``.
     """
+    estimates = []
+    for chunks in _log_weight_chunks(model, X, k, seed, batch_size, samples_per_chunk, proposal):
+        running = None
+        for log_w in chunks:                                                     # (k_c, n)
+            top = np.logaddexp.reduce(log_w, axis=0)
+            running = top if running is None else np.logaddexp(running, top)
+        estimates.append(running - np.log(k))
+    per_example = np.concatenate(estimates)
+    se = float(per_example.std(ddof=1) / np.sqrt(len(per_example))) if len(per_example) > 1 else float("nan")
+    return LogLikelihoodEstimate(per_example, float(per_example.mean()), se, k)
+
+
+def importance_log_weights(model: VAEModel, X: np.ndarray, k: int = 1000, seed: int = 0,
+                           batch_size: int = 100, samples_per_chunk: int = 100,
+                           proposal: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Every log importance weight, log w = log p(x|z_j) + log p(z_j) - log q(z_j|x): (k, N).
+
+    The same samples as :func:`importance_sampled_log_likelihood` with the same
+    arguments, kept instead of summed: IWAE_m for every m <= k from one draw,
+    effective sample sizes, weight histograms (lesson 08). Memory: k * N floats.
+    """
+    return np.concatenate([np.concatenate(list(chunks), axis=0)
+                           for chunks in _log_weight_chunks(model, X, k, seed, batch_size,
+                                                            samples_per_chunk, proposal)], axis=1)
+
+
+def _log_weight_chunks(model, X, k, seed, batch_size, samples_per_chunk, proposal):
+    """For each batch of examples, an iterator over its log-weights, (k_c, n) a chunk.
+
+    Example i (its index in X) draws its eps from np.random.default_rng((seed, i)),
+    chunk after chunk, so its samples do not depend on the batching.
+    """
     X = np.asarray(X)
     if k < 1 or batch_size < 1 or samples_per_chunk < 1:
         raise ValueError(f"k, batch_size and samples_per_chunk must be >= 1, got {k}, {batch_size}, "
@@ -88,8 +120,8 @@ def importance_sampled_log_likelihood(model: VAEModel, X: np.ndarray, k: int = 1
         if len(proposal) != 2 or any(a.shape != (len(X), L) for a in proposal):
             raise ValueError(f"proposal must be (mu, logvar), each of shape (N, L) = ({len(X)}, {L}), "
                              f"got shapes {[np.shape(a) for a in proposal]}.")
-    estimates = []
-    for start in range(0, len(X), batch_size):
+
+    def chunks(start):
         X_b = X[start:start + batch_size]
         n = len(X_b)
         if proposal is None:
@@ -97,19 +129,16 @@ def importance_sampled_log_likelihood(model: VAEModel, X: np.ndarray, k: int = 1
         else:
             mu, logvar = (a[start:start + n] for a in proposal)
         streams = [np.random.default_rng((seed, start + i)) for i in range(n)]
-        running = np.full(n, -np.inf)
         for k_start in range(0, k, samples_per_chunk):
             k_c = min(samples_per_chunk, k - k_start)
             eps = np.stack([r.standard_normal((k_c, L)) for r in streams], axis=1)  # (k_c, n, L)
             Z = mu + np.exp(0.5 * logvar) * eps
             X_rep = np.broadcast_to(X_b, (k_c,) + X_b.shape).reshape(k_c * n, -1)
             log_px = np.asarray(model.log_likelihood(X_rep, Z.reshape(k_c * n, L)), np.float64)
-            log_w = log_importance_weights(log_px.reshape(k_c, n), Z, mu, logvar)   # (k_c, n)
-            running = np.logaddexp(running, np.logaddexp.reduce(log_w, axis=0))
-        estimates.append(running - np.log(k))
-    per_example = np.concatenate(estimates)
-    se = float(per_example.std(ddof=1) / np.sqrt(len(per_example))) if len(per_example) > 1 else float("nan")
-    return LogLikelihoodEstimate(per_example, float(per_example.mean()), se, k)
+            yield log_importance_weights(log_px.reshape(k_c, n), Z, mu, logvar)   # (k_c, n)
+
+    for start in range(0, len(X), batch_size):
+        yield chunks(start)
 
 
 def elbo_of_q(model: VAEModel, X: np.ndarray, mu: np.ndarray, logvar: np.ndarray,

@@ -638,8 +638,9 @@ def train(
     n_samples: K draws of z per example, drawn in the graph from a generator
     seeded with seed + 1 (as the NumPy backend's); objective: "elbo" or "iwae"
     (the IWAE_K bound with K = n_samples, notebook 08); X_test: (M, D), if
-    given its ELBO is measured after every epoch; binarize: None, "static",
-    "dynamic" or "dequantize", see ``vae_teach.training.fit``;
+    given its ELBO is measured after every epoch, on X_test as given
+    (binarise or dequantise it yourself to match ``binarize``); binarize: None,
+    "static", "dynamic" or "dequantize", see ``vae_teach.training.fit``;
     optimizer_options: e.g. moment_floor for Adam.
     """
     step = model.make_train_step(optimizer, lr=lr, l2=l2, n_samples=n_samples, noise_seed=seed + 1,

@@ -577,7 +577,8 @@ def train(
     objective: "elbo" (the K-sample ELBO) or "iwae" (the IWAE_K bound with
     K = n_samples, notebook 08); the history's "ELBO" is then the IWAE bound;
     X_test: (M, D), if given its ELBO (``dataset_elbo``) is measured after
-    every epoch; binarize: None, "static" (threshold 0.5, once), "dynamic"
+    every epoch, on X_test as given (binarise or dequantise it yourself, once,
+    to match ``binarize``); binarize: None, "static" (threshold 0.5, once), "dynamic"
     (0/1 resampled every epoch) or "dequantize" (x = (round(255 x) + u) / 256,
     u ~ U(0, 1) resampled every epoch, for 8-bit images and continuous
     likelihoods, notebook 07; as ``vae_teach.data.dequantize`` but drawn on the

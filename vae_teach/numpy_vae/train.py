@@ -38,7 +38,8 @@ def train(
     n_samples: K draws of z per example; objective: "elbo" or "iwae" (the
     IWAE_K bound with K = n_samples, lesson 08); kl_weight: beta in
     NLL + beta KL (1: the ELBO; lesson 07); X_test: (M, D), if given its
-    ELBO is measured after every epoch; binarize: see ``vae_teach.training.fit``;
+    ELBO is measured after every epoch, as given (binarise or dequantise it
+    yourself, once, to match ``binarize``); binarize: see ``vae_teach.training.fit``;
     optimizer_options: e.g. moment_floor for Adam.
     """
     if objective not in OBJECTIVES:
