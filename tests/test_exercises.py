@@ -151,6 +151,68 @@ CASES = {
         [(lambda Z, mu, lv: _mixture(Z, mu, lv, sigma_of=np.exp), "exp\\(logvar / 2\\)"),
          (lambda Z, mu, lv: _mixture(Z, mu, lv, reduce=np.sum), "average the N components"),
          (lambda Z, mu, lv: np.log(_mixture(Z, mu, lv)), "not its log")]),
+    # lesson 07
+    "check_continuous_bernoulli_log_normalizer": (
+        elbo.continuous_bernoulli_log_normalizer,
+        [(lambda a: np.log(2 * np.arctanh(1 - 2 * elbo.sigmoid(a)) / (1 - 2 * elbo.sigmoid(a))), "0/0"),
+         (lambda a: np.log(a / np.tanh(a / 2)), "0/0"),
+         (lambda a: np.where(a == 0, np.log(2.0), np.log(2 * np.arctanh(1 - 2 * elbo.sigmoid(a))
+                                                          / (1 - 2 * elbo.sigmoid(a)))), "large \\|a\\|"),
+         (lambda a: np.exp(elbo.continuous_bernoulli_log_normalizer(a)), "return its log"),
+         (lambda lam: np.log(2 * np.arctanh(1 - 2 * lam) / (1 - 2 * lam)), "not lambda"),
+         (lambda a: elbo.continuous_bernoulli_log_normalizer(a) - np.log(2.0), "factor 2"),
+         (lambda a: np.log(a) - np.log(np.tanh(a / 2)), "negative")]),
+    "check_bits_per_dim": (
+        lambda lp, D, levels=None: -lp / (D * np.log(2)) + (np.log2(levels) if levels else 0.0),
+        [(lambda lp, D, levels=None: lp / (D * np.log(2)), "sign"),
+         (lambda lp, D, levels=None: -lp / D, "nats per dimension"),
+         (lambda lp, D, levels=None: -lp / (D * np.log(10)), "base 2"),
+         (lambda lp, D, levels=None: -lp / (D * np.log(2)), "add log2\\(levels\\)"),
+         (lambda lp, D, levels=None: -lp / (784 * np.log(2)) + (8.0 if levels else 0.0), "not a fixed 784"),
+         (lambda lp, D, levels=None: np.sum(-lp) / (D * np.log(2)), "same shape")]),
+    "check_optimal_gaussian_logvar": (
+        lambda X, M: np.log(np.mean((X - M) ** 2, axis=0)),
+        [(lambda X, M: 0.5 * np.log(np.mean((X - M) ** 2, axis=0)), "log sigma"),
+         (lambda X, M: np.log(np.var(X - M, axis=0)), "np.var"),
+         (lambda X, M: np.log(np.mean((X - M) ** 2, axis=1)), "axis=0"),
+         (lambda X, M: np.full(X.shape[1], np.log(np.mean((X - M) ** 2))), "pixels too"),
+         (lambda X, M: np.mean((X - M) ** 2, axis=0), "its log")]),
+    # lesson 08
+    "check_iwae_bound": (
+        lambda lw: elbo.logsumexp(lw, axis=1) - np.log(lw.shape[1]),
+        [(lambda lw: np.log(np.mean(np.exp(lw), axis=1)), "log-sum-exp"),
+         (lambda lw: lw.mean(axis=1), "ELBO"),
+         (lambda lw: elbo.logsumexp(lw, axis=1), "subtract log K"),
+         (lambda lw: np.log(np.mean(np.exp(lw - lw.max(axis=1, keepdims=True)), axis=1)), "add the max back"),
+         (lambda lw: elbo.logsumexp(lw, axis=0) - np.log(lw.shape[0]), "axis=1")]),
+    "check_k_sample_elbo": (
+        lambda X, mu, lv, eps, dec: elbo.elbo_estimate(X, mu, lv, eps.transpose(1, 0, 2), dec),
+        [(lambda X, mu, lv, eps, dec: np.sum(
+            X * np.log(p := elbo.sigmoid(dec((mu[:, None] + np.exp(0.5 * lv)[:, None] * eps).reshape(
+                -1, mu.shape[1])).reshape(eps.shape[0], eps.shape[1], -1)).mean(axis=1))
+            + (1 - X) * np.log1p(-p), axis=1) - elbo.gaussian_kl(mu, lv), "mean output"),
+         (lambda X, mu, lv, eps, dec: eps.shape[1] * (elbo.elbo_estimate(X, mu, lv, eps.transpose(1, 0, 2), dec)
+                                                      + elbo.gaussian_kl(mu, lv)) - elbo.gaussian_kl(mu, lv),
+          "summed log p"),
+         (lambda X, mu, lv, eps, dec: elbo.elbo_estimate(X, mu, lv, eps.transpose(1, 0, 2), dec)
+          - (eps.shape[1] - 1) * elbo.gaussian_kl(mu, lv), "counted K times"),
+         (lambda X, mu, lv, eps, dec: elbo.elbo_estimate(X, mu, 2 * lv, eps.transpose(1, 0, 2), dec)
+          + elbo.gaussian_kl(mu, 2 * lv) - elbo.gaussian_kl(mu, lv), "variance"),
+         (lambda X, mu, lv, eps, dec: np.sum(
+             X[None] * (a := dec((mu[:, None] + np.exp(0.5 * lv)[:, None] * eps).reshape(-1, mu.shape[1])).reshape(
+                 eps.shape[1], eps.shape[0], -1)) - elbo.softplus(a), axis=2).mean(axis=0)
+          - elbo.gaussian_kl(mu, lv), "different order"),
+         (lambda X, mu, lv, eps, dec: elbo.elbo_estimate(X, mu, lv, eps, dec), "sample axis in the middle"),
+         (lambda X, mu, lv, eps, dec: np.array([
+             elbo.elbo_estimate(X[n:n + 1], mu[n:n + 1], lv[n:n + 1], eps[n][:, None, :], dec)[0]
+             for n in range(len(X))]), "in one call")]),
+    "check_effective_sample_size": (
+        lambda lw: 1.0 / np.sum(elbo.softmax(lw, axis=1) ** 2, axis=1),
+        [(lambda lw: 1.0 / np.sum(np.exp(lw) ** 2, axis=1), "normalise the weights first"),
+         (lambda lw: 1.0 / np.sum((lw / lw.sum(axis=1, keepdims=True)) ** 2, axis=1), "exponentiate first"),
+         (lambda lw: np.exp(lw).sum(axis=1) ** 2 / np.sum(np.exp(lw) ** 2, axis=1), "shifted"),
+         (lambda lw: 1.0 / np.sum(elbo.softmax(lw, axis=1) ** 2, axis=1) / lw.shape[1], "ESS / K"),
+         (lambda lw: 1.0 / np.sum(elbo.softmax(lw, axis=0) ** 2, axis=0), "axis=1")]),
 }
 
 

@@ -15,8 +15,10 @@ Exercises live in lessons 01 (linear_forward, reconstruction_bce,
 interpolate), 02 (gaussian_kl, reparameterize, gaussian_entropy), 03
 (linear_backward, dlogvar, adam_update), 04 (pytensor_log_likelihood,
 pytensor_kl_logsigma, pytensor_adam_updates: symbolic, need PyTensor), 05
-(torch_reparameterize, torch_loss, torch_checkpoint: need PyTorch) and 06
-(factor_correlation, active_units, aggregate_posterior_density).
+(torch_reparameterize, torch_loss, torch_checkpoint: need PyTorch), 06
+(factor_correlation, active_units, aggregate_posterior_density), 07
+(continuous_bernoulli_log_normalizer, bits_per_dim, optimal_gaussian_logvar) and 08
+(iwae_bound, k_sample_elbo, effective_sample_size).
 """
 
 from __future__ import annotations
@@ -591,3 +593,276 @@ def check_aggregate_posterior_density(aggregate_posterior_density) -> bool:
          "each Gaussian needs its normalising constant, 1 / prod_l (sqrt(2 pi) sigma_l)."),
         (np.log(expected), "return the density q(z), not its log."),
     ], shape_hint="One density per row of Z: (M,).")
+
+
+# --------------------------------------------------------------- lesson 07
+# (checks for lesson 07's exercises go here)
+def check_continuous_bernoulli_log_normalizer(log_normalizer) -> bool:
+    """``log_normalizer(logits) -> same shape``: log C(lambda) of the continuous Bernoulli,
+    lambda = sigmoid(a), C(lambda) = 2 artanh(1 - 2 lambda) / (1 - 2 lambda), C(1/2) = 2,
+    elementwise, finite for every real a: at a = 0 (lambda = 1/2, a 0/0) and for large |a|
+    (where lambda rounds to 0 or 1)."""
+    reference = elbo.continuous_bernoulli_log_normalizer
+    a_mid = np.array([[-5.0, -2.0, -0.7, 0.3], [0.9, 1.5, 4.0, 9.0]])
+    a_zero = np.array([0.0, 1e-12, -1e-9, 1e-6, -1e-4, 5e-3, -2e-2])
+    a_big = np.array([-700.0, -60.0, 40.0, 200.0, 750.0])
+    with np.errstate(all="ignore"):                    # the check reports NaN and inf itself
+        got, done = _attempt(log_normalizer, a_mid.copy())
+        if not done:
+            return False
+        name = "continuous_bernoulli_log_normalizer"
+        if got is None:
+            raise ExerciseMistake(f"{name} returned None: did you forget the `return`?")
+        got = np.asarray(got, dtype=float)
+        expected = reference(a_mid)
+        if got.shape != expected.shape:
+            raise ExerciseMistake(f"{name}: wrong shape {got.shape}, expected {expected.shape}: work "
+                                  "elementwise, one log C per logit, and sum over nothing.")
+        if not _close(got, expected):
+            lam = np.array([0.1, 0.3, 0.7, 0.9])
+            try:
+                as_lambda = np.asarray(log_normalizer(lam.copy()), dtype=float)
+            except Exception:                          # noqa: BLE001 (any failure: not that mistake)
+                as_lambda = None
+            if as_lambda is not None and _close(as_lambda, reference(np.log(lam) - np.log1p(-lam))):
+                raise ExerciseMistake(f"{name}: the argument is the logits a, not lambda: lambda = "
+                                      "sigmoid(a). Better still, write C in terms of a directly: "
+                                      "C = a / tanh(a / 2).")
+            if not np.all(np.isfinite(got)) and np.all(np.isfinite(got[a_mid > 0])):
+                raise ExerciseMistake(f"{name}: NaN for negative logits: log(a) and log(tanh(a / 2)) are "
+                                      "logs of negative numbers there. Their ratio C = a / tanh(a / 2) is "
+                                      "positive: take the log of the ratio, or use |a| (C is even in a).")
+            _judge(name, got, expected, [
+                (np.exp(expected), "that is C(lambda) itself: return its log, log C."),
+                (-expected, "wrong sign: C(lambda) >= 2, so log C >= log 2 > 0."),
+                (expected - np.log(2.0), "the factor 2 is missing: C = 2 artanh(1 - 2 lambda) / (1 - 2 lambda), "
+                                         "so C(1/2) = 2."),
+                (expected + np.log(2.0), "a factor 2 too many: with the logits, C = a / tanh(a / 2) "
+                                         "(artanh(1 - 2 lambda) = -a / 2)."),
+            ], shape_hint="")
+        got_zero = np.asarray(log_normalizer(a_zero.copy()), dtype=float)
+        expected_zero = reference(a_zero)
+        if got_zero.shape != expected_zero.shape:
+            raise ExerciseMistake(f"{name}: wrong shape {got_zero.shape} for a 1-D input of shape "
+                                  f"{a_zero.shape}: work elementwise.")
+        if not np.all(np.isfinite(got_zero)):
+            where = ", ".join(f"{a:g}" for a in a_zero[~np.isfinite(got_zero)])
+            raise ExerciseMistake(f"{name}: NaN or inf at a = {where}: at a = 0 (lambda = 1/2) the formula "
+                                  "is 0/0, though C(1/2) = 2. Near 0 use the series log C = log 2 + a^2/12 "
+                                  "- 7 a^4/1440 (np.where(np.abs(a) < 1e-2, series, formula), with a safe "
+                                  "value fed to the formula there).")
+        if not _close(got_zero, expected_zero, rtol=1e-6, atol=1e-9):
+            worst = a_zero[np.argmax(np.abs(got_zero - expected_zero))]
+            raise ExerciseMistake(f"{name}: inaccurate near a = 0 (worst at a = {worst:g}, off by "
+                                  f"{np.max(np.abs(got_zero - expected_zero)):.2g}); the limit is log 2, and "
+                                  "near 0 log C = log 2 + a^2/12 - 7 a^4/1440.")
+        got_big = np.asarray(log_normalizer(a_big.copy()), dtype=float)
+        expected_big = reference(a_big)
+        if got_big.shape != expected_big.shape or not np.all(np.isfinite(got_big)):
+            raise ExerciseMistake(f"{name}: NaN or inf for large |a| (a = {a_big.tolist()}): lambda = "
+                                  "sigmoid(a) rounds to 0 or 1 there (sigmoid(40.0) == 1.0 in float64), and "
+                                  "exp(a) overflows. Stay with the logits: C = a / tanh(a / 2) = "
+                                  "|a| (1 + e^-|a|) / (1 - e^-|a|), whose exponentials never overflow.")
+        if not _close(got_big, expected_big):
+            raise ExerciseMistake(f"{name}: not the expected values for large |a| (largest difference "
+                                  f"{np.max(np.abs(got_big - expected_big)):.3g}); for large |a|, "
+                                  "log C -> log |a|.")
+    print(f"✓ {name}: correct")
+    return True
+
+
+def check_bits_per_dim(bits_per_dim) -> bool:
+    """``bits_per_dim(log_px, D, levels=None)``: a log-likelihood (or ELBO) in nats per image as
+    bits per dimension, -log_px / (D log 2), plus log2(levels) when ``levels`` is given (a density
+    on dequantised images scaled to [0, 1])."""
+    log_px_binary = np.array([-85.0, -120.5, -207.0])          # Bernoulli models of binary images
+    log_px_density = np.array([2600.0, -300.0, 150.0])        # densities on dequantised 8-bit images
+    D1, D2, levels = 784, 560, 256
+    got, done = _attempt(bits_per_dim, log_px_binary.copy(), D1)
+    if not done:
+        return False
+    bits = -log_px_binary / (D1 * np.log(2))
+    hint = "Return one number per entry of log_px, the same shape."
+    _judge("bits_per_dim (no levels)", got, bits, [
+        (-bits, "wrong sign: bits/dim = -log p / (D log 2), positive for a probability <= 1 (lower is better)."),
+        (-log_px_binary / D1, "those are nats per dimension: divide by log 2 (about 0.693) to turn nats into bits."),
+        (-log_px_binary / (D1 * np.log(10)), "wrong log base: bits are base 2, so divide by D log 2, not D log 10."),
+        (-log_px_binary / np.log(2), "those are bits per image: divide by the number of dimensions D too."),
+        (-log_px_binary * np.log(2) / D1, "multiply by 1 / log 2, not by log 2: 1 bit = log 2 nats."),
+        (bits + 8.0, "with levels=None (binary images, a probability already) nothing is added."),
+    ], shape_hint=hint)
+    got, done = _attempt(bits_per_dim, log_px_density.copy(), D2, levels)
+    if not done:
+        return False
+    bits = -log_px_density / (D2 * np.log(2))
+    return _judge("bits_per_dim (levels=256)", got, bits + np.log2(levels), [
+        (bits, "for a density on dequantised data add log2(levels) (8 bits for 256 levels): "
+               "-log p(y) + D log 256 bounds -log P(k) of the 8-bit image."),
+        (bits - np.log2(levels), "add log2(levels), do not subtract it: the density lives on [0, 1], one "
+                                 "256th of the 8-bit range per level."),
+        (-log_px_density / (784 * np.log(2)) + np.log2(levels), "use the argument D, not a fixed 784."),
+        (-log_px_density / (D2 * np.log(levels)), "to go from [0, 1] to 256 levels add log2(levels) bits "
+                                                   "per dimension; do not divide by log(levels)."),
+        (bits + levels, "add log2(levels) = 8 bits for 256 levels, not the number of levels."),
+        (bits + np.log(levels), "add log2(levels) (in bits), not log(levels) (in nats)."),
+    ], shape_hint=hint)
+
+
+def check_optimal_gaussian_logvar(optimal_gaussian_logvar) -> bool:
+    """``optimal_gaussian_logvar(X, X_mean) -> (D,)``: the per-pixel log sigma^2 that maximises
+    sum_n log N(x_nd; m_nd, sigma_d^2) for decoder means X_mean: log of the mean over the N
+    images of (x_nd - m_nd)^2. X, X_mean: (N, D)."""
+    rng = _rng()
+    X = rng.uniform(size=(50, 6))
+    scale = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.4])                            # (D,)
+    X_mean = X + scale * rng.normal(size=X.shape) + 0.3 * scale                  # biased: residual mean != 0
+    got, done = _attempt(optimal_gaussian_logvar, X.copy(), X_mean.copy())
+    if not done:
+        return False
+    sq = (X - X_mean) ** 2
+    mse = sq.mean(axis=0)                                                        # (D,)
+    expected = np.log(mse)
+    return _judge("optimal_gaussian_logvar", got, expected, [
+        (0.5 * expected, "that is log sigma: the log-variance is log sigma^2 = log(mean squared error)."),
+        (mse, "that is sigma^2 itself: return its log, log sigma^2."),
+        (np.sqrt(mse), "that is sigma: return log sigma^2, the log of the mean squared error."),
+        (np.log(np.var(X - X_mean, axis=0)),
+         "np.var subtracts the residual's own mean: the optimum is the mean squared error E[(x - m)^2] "
+         "around the decoder's mean m, not the variance of x - m."),
+        (np.full(X.shape[1], np.log(sq.mean())),
+         "you averaged over the pixels too: each pixel gets its own sigma^2, the mean over the images "
+         "(axis=0) only."),
+        (np.log(sq.sum(axis=0)), "average the squared errors over the N images, do not add them."),
+    ], shape_hint="One log sigma^2 per pixel: average over the images (axis=0), giving shape (D,).")
+
+
+# --------------------------------------------------------------- lesson 08
+# (checks for lesson 08's exercises go here)
+
+
+def check_iwae_bound(iwae_bound) -> bool:
+    """``iwae_bound(log_w) -> (N,)``: the IWAE bound log (1/K) sum_k exp(log_w[n, k]) for
+    log-weights (N, K), images first, computed without overflow or underflow (log-sum-exp)."""
+    rng = _rng()
+    shift = np.array([-110.0, -1000.0, 5.0, 1000.0])[:, None]                  # one row per image
+    log_w = rng.normal(scale=3.0, size=(4, 6)) + shift                           # (N, K)
+    with np.errstate(all="ignore"):
+        got, done = _attempt(iwae_bound, log_w.copy())
+    if not done:
+        return False
+    expected = elbo.logsumexp(log_w, axis=1) - np.log(log_w.shape[1])            # (N,)
+    if got is not None and np.shape(got) == expected.shape and not np.all(np.isfinite(got)):
+        raise ExerciseMistake("iwae_bound: the result has -inf, inf or NaN entries: exp(-1000) rounds to 0 and "
+                              "exp(1000) to inf, even in float64. Subtract each row's largest log-weight before "
+                              "exp and add it back after the log (log-sum-exp).")
+    top = log_w.max(axis=1)
+    return _judge("iwae_bound", got, expected, [
+        (log_w.mean(axis=1), "that is the mean of the log-weights, the ELBO's estimate (the k = 1 bound): take "
+                             "the log of the mean of the weights, not the mean of their logs."),
+        (elbo.logsumexp(log_w, axis=1), "that is log sum_k w_k: the bound averages the K weights, so subtract log K."),
+        (expected - top, "the largest log-weight is missing: after log(mean(exp(log_w - max))), add the max back."),
+        (top - np.log(log_w.shape[1]), "only the largest weight was kept: average all K weights."),
+    ], shape_hint="One bound per image: reduce over the K samples of each row (axis=1), giving (N,).")
+
+
+def check_k_sample_elbo(k_sample_elbo) -> bool:
+    """``k_sample_elbo(X, mu, logvar, eps, decode_logits) -> (N,)``: the K-sample ELBO
+    1/K sum_k log p(x_n | z_nk) - KL(q(z|x_n) || p(z)), z_nk = mu_n + sigma_n eps_nk, images first:
+    X (N, D) binary, mu and logvar (N, L), eps (N, K, L); decode_logits maps codes (M, L) to
+    Bernoulli logits (M, D). The KL in closed form."""
+    rng = _rng()
+    N, K, L, D = 3, 4, 2, 7
+    X = (rng.uniform(size=(N, D)) < 0.5).astype(float)
+    mu, logvar = rng.normal(size=(N, L)), rng.normal(scale=0.5, size=(N, L))
+    eps = rng.normal(size=(N, K, L))
+    W, b = rng.normal(scale=2.0, size=(L, D)), rng.normal(size=D)
+    calls = []
+
+    def decode_logits(Z):
+        Z = np.asarray(Z)
+        if Z.ndim != 2 or Z.shape[1] != L:
+            raise ExerciseMistake(f"decode_logits takes a 2-D array of codes (M, L) = (M, {L}), got shape "
+                                  f"{Z.shape}: flatten the (N, K, L) codes with Z.reshape(N * K, L), and fold "
+                                  "the logits back to (N, K, D) after.")
+        calls.append(len(Z))
+        return Z @ W + b
+
+    try:
+        got, done = _attempt(k_sample_elbo, X.copy(), mu.copy(), logvar.copy(), eps.copy(), decode_logits)
+    except ValueError as error:
+        raise ExerciseMistake(f"k_sample_elbo: the shapes do not broadcast ({error}). mu and logvar are (N, L) "
+                              "and eps is (N, K, L): give them a sample axis in the middle, mu[:, None, :].") from error
+    if not done:
+        return False
+
+    def bound(Z, order="NK", kl_times=1.0, reduce=np.mean):
+        flat = Z.reshape(N * K, L) @ W + b
+        if order == "NK":
+            logits = flat.reshape(N, K, D)
+            log_px_z = np.sum(X[:, None, :] * logits - elbo.softplus(logits), axis=2)            # (N, K)
+        else:                                                       # rows folded back in the wrong order
+            logits = flat.reshape(K, N, D)
+            log_px_z = np.sum(X[None] * logits - elbo.softplus(logits), axis=2).T
+        return reduce(log_px_z, axis=1) - kl_times * elbo.gaussian_kl(mu, logvar)
+
+    Z = mu[:, None, :] + np.exp(0.5 * logvar)[:, None, :] * eps                   # (N, K, L)
+    expected = bound(Z)
+    kl = elbo.gaussian_kl(mu, logvar)
+    p_bar = elbo.sigmoid((Z.reshape(N * K, L) @ W + b).reshape(N, K, D)).mean(axis=1)          # (N, D)
+    plug_in = np.sum(X * np.log(p_bar) + (1 - X) * np.log1p(-p_bar), axis=1) - kl
+    if len(calls) > 1 and got is not None and _close(got, expected):
+        raise ExerciseMistake(f"k_sample_elbo: the values are right, but decode_logits was called {len(calls)} "
+                              "times: decode all N * K codes in one call (one matrix product), no loop.")
+    return _judge("k_sample_elbo", got, expected, [
+        (plug_in, "that is the log-likelihood of the mean output, log p(x | mean_k sigmoid(a_k)), which is larger "
+                  "(Jensen): average the K log-likelihoods log p(x | z_k) instead."),
+        (bound(Z, reduce=np.sum), "you summed log p(x | z_k) over the K samples: average them (divide by K)."),
+        (bound(Z, reduce=np.sum, kl_times=K), "you summed over the K samples with the KL inside the sum, so the "
+                                              "ELBO is K times too large: average over the samples instead."),
+        (bound(Z, kl_times=K), "the KL is counted K times: it is in closed form, subtract it once per image."),
+        (bound(Z, kl_times=-1.0), "the KL's sign is flipped: the ELBO subtracts it."),
+        (bound(Z, kl_times=0.0), "the KL term is missing: subtract KL(q(z|x) || p(z)) in closed form."),
+        (bound(mu[:, None, :] + np.exp(logvar)[:, None, :] * eps),
+         "exp(logvar) is the variance: the standard deviation is sigma = exp(0.5 * logvar)."),
+        (bound(Z, order="KN"), "the logits were folded back in a different order than the codes were flattened: "
+                               "Z.reshape(N * K, L) puts image n's samples in rows n*K ... n*K + K-1, so fold the "
+                               "logits back with .reshape(N, K, D)."),
+        (bound(np.broadcast_to(mu[:, None, :], Z.shape)), "the noise is missing: z_nk = mu_n + sigma_n * eps_nk."),
+    ], shape_hint="One ELBO per image: average over the K samples (axis=1 of (N, K)), giving (N,).")
+
+
+def check_effective_sample_size(effective_sample_size) -> bool:
+    """``effective_sample_size(log_w) -> (N,)``: ESS_n = 1 / sum_k w~_nk^2 for log-weights (N, K),
+    with w~_nk = w_nk / sum_j w_nj the normalised weights; unchanged when a row is shifted."""
+    rng = _rng()
+    log_w = rng.normal(scale=1.5, size=(4, 6))                                  # (N, K)
+    shift = np.array([-1000.0, 0.0, 800.0, -300.0])[:, None]
+    got, done = _attempt(effective_sample_size, log_w.copy())
+    if not done:
+        return False
+    with np.errstate(all="ignore"):
+        got_shifted, _ = _attempt(effective_sample_size, log_w + shift)
+    w = np.exp(log_w)
+    w_norm = w / w.sum(axis=1, keepdims=True)
+    expected = 1.0 / np.sum(w_norm**2, axis=1)                                   # (N,)
+
+    def matches(a):
+        try:
+            return a is not None and _close(a, expected)
+        except (TypeError, ValueError):
+            return False
+
+    if matches(got) and not matches(got_shifted):
+        raise ExerciseMistake("effective_sample_size: right for small log-weights, but wrong (or NaN, inf) when a "
+                              "row is shifted by -1000 or +800 nats, as real log-weights are: exp underflows to 0 or "
+                              "overflows to inf. Subtract each row's largest log-weight before exp; the normalised "
+                              "weights do not change.")
+    return _judge("effective_sample_size", got, expected, [
+        (1.0 / np.sum(w**2, axis=1), "normalise the weights first, w~ = w / sum_k w, so that they sum to 1 for "
+                                     "each image."),
+        (1.0 / np.sum((log_w / log_w.sum(axis=1, keepdims=True)) ** 2, axis=1),
+         "normalise the weights w = exp(log_w), not the log-weights: exponentiate first."),
+        (expected / log_w.shape[1], "that is ESS / K, a fraction: return the count, 1 / sum_k w~^2."),
+        (np.sum(w_norm**2, axis=1), "that is sum_k w~^2 itself: the ESS is its reciprocal."),
+        (np.ones(len(log_w)), "the normalised weights sum to 1: square them before summing."),
+    ], shape_hint="One ESS per image: reduce over the K samples of each row (axis=1), giving (N,).")
