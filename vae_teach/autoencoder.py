@@ -30,6 +30,8 @@ from vae_teach.numpy_vae.layers import (
     ACTIVATION_LAYERS,
     linear_backward,
     linear_forward,
+    mlp_backward,
+    mlp_forward,
     sigmoid_bce_backward,
     sigmoid_bce_forward,
 )
@@ -143,22 +145,12 @@ class Autoencoder:
     # ----- forward and backward, layer by layer ---------------------------
     def _hidden_forward(self, prefix, h):
         """[linear -> activation] over the layers ``{prefix}{i}``. Returns h, caches."""
-        caches = []
-        for i in range(len(self.hidden_dims)):
-            a, lin_cache = linear_forward(h, self.params[f"{prefix}{i}_W"], self.params[f"{prefix}{i}_b"])
-            h, act_cache = self._act_forward(a)
-            caches.append((lin_cache, act_cache))
-        return h, caches
+        return mlp_forward(h, self.params, prefix, len(self.hidden_dims), self._act_forward)
 
     def _hidden_backward(self, prefix, dh, caches, grads, input_grad=True):
         """Backward through ``_hidden_forward``; fills grads, returns the input's gradient
         (None with input_grad=False: the encoder's input is the data, which needs none)."""
-        for i in reversed(range(len(self.hidden_dims))):
-            lin_cache, act_cache = caches[i]
-            da = self._act_backward(dh, act_cache)
-            dh, grads[f"{prefix}{i}_W"], grads[f"{prefix}{i}_b"] = linear_backward(
-                da, lin_cache, input_grad=input_grad or i > 0)
-        return dh
+        return mlp_backward(dh, caches, prefix, self._act_backward, grads, input_grad)
 
     def _encode_forward(self, X):
         h, caches = self._hidden_forward("enc", X)

@@ -10,7 +10,7 @@ PyTorch) fails with its own clear message, and only for that backend.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from vae_teach.interface import VAEConfig, VAEModel
 

@@ -44,8 +44,17 @@ def cmd_train(args) -> int:
 
     from vae_teach import plotting
     from vae_teach.backends import make_model, trainer
-    from vae_teach.data import binarize_dynamic, binarize_static, dequantize, load_dataset
-    from vae_teach.evaluate import bits_per_dim, dataset_elbo, importance_sampled_log_likelihood
+    from vae_teach.data import (
+        binarize_dynamic,
+        binarize_static,
+        dequantize,
+        load_dataset,
+    )
+    from vae_teach.evaluate import (
+        bits_per_dim,
+        dataset_elbo,
+        importance_sampled_log_likelihood,
+    )
     from vae_teach.interface import VAEConfig
 
     if args.likelihood != "bernoulli" and args.binarize in ("static", "dynamic"):

@@ -554,7 +554,7 @@ def check_active_units(active_units) -> bool:
                                   "number of active dimensions, an int (e.g. int(np.sum(mask))).")
         answers.append(got)
     variance = mu.var(axis=0)
-    count = lambda values, threshold: int(np.sum(values > threshold))  # noqa: E731
+    count = lambda values, threshold: int(np.sum(values > threshold))
     return _judge("active_units", answers, [count(variance, 0.01), count(variance, 0.1)], [
         ([count(mu.std(0), 0.01), count(mu.std(0), 0.1)],
          "compare the *variance* of each dimension's means with the threshold, not the standard deviation."),

@@ -23,7 +23,7 @@ Defined in notebook 02 (the reparameterisation trick, measured).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -84,7 +84,7 @@ class VAEConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VAEConfig":
+    def from_dict(cls, d: dict) -> VAEConfig:
         """The inverse of ``to_dict``; configs saved before lesson 07 (no likelihood) load as Bernoulli."""
         return cls(**d)
 

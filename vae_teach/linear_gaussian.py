@@ -100,13 +100,13 @@ class LinearGaussian:
 
     # ----- construction ---------------------------------------------------
     @classmethod
-    def random(cls, input_dim: int, latent_dim: int, noise_var: float = 0.25, seed: int = 0) -> "LinearGaussian":
+    def random(cls, input_dim: int, latent_dim: int, noise_var: float = 0.25, seed: int = 0) -> LinearGaussian:
         """A model with W and b drawn from N(0, 1), seeded. Its posterior covariance is not diagonal."""
         rng = np.random.default_rng(seed)
         return cls(rng.standard_normal((latent_dim, input_dim)), rng.standard_normal(input_dim), noise_var)
 
     @classmethod
-    def fit_ppca(cls, X, latent_dim: int) -> "LinearGaussian":
+    def fit_ppca(cls, X, latent_dim: int) -> LinearGaussian:
         """The maximum-likelihood model for data X (N, D), in closed form (Tipping & Bishop 1999).
 
         b = the mean of X; with the covariance's eigenvalues lam_1 >= ... >= lam_D
@@ -262,7 +262,7 @@ class LinearGaussian:
         mean, post_cov = self.posterior(X)
         return gaussian_kl_full(q_mu, cov, mean, post_cov)
 
-    def as_vae(self) -> "LinearGaussianVAE":
+    def as_vae(self) -> LinearGaussianVAE:
         """This model, with its best amortised diagonal encoder, behind the protocol."""
         return LinearGaussianVAE(self)
 

@@ -26,8 +26,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,7 +45,14 @@ from tqdm.auto import tqdm
 
 from vae_teach.elbo import LOG_2PI
 from vae_teach.evaluate import dataset_elbo
-from vae_teach.interface import LIKELIHOODS, VAEConfig, check_params, draw_noise, init_params, param_shapes
+from vae_teach.interface import (
+    LIKELIHOODS,
+    VAEConfig,
+    check_params,
+    draw_noise,
+    init_params,
+    param_shapes,
+)
 from vae_teach.numpy_vae.optim import DEFAULT_LR
 from vae_teach.training import BINARIZATIONS, History, check_finite
 
@@ -364,7 +372,7 @@ class TorchModel:
         self.module = TorchVAE(config, seed=seed, dtype=dtype, device=device)
 
     @classmethod
-    def wrap(cls, module: TorchVAE) -> "TorchModel":
+    def wrap(cls, module: TorchVAE) -> TorchModel:
         model = cls.__new__(cls)
         model.module = module
         return model
@@ -386,7 +394,7 @@ class TorchModel:
     def device(self) -> torch.device:
         return self.module.device
 
-    def to(self, device) -> "TorchModel":
+    def to(self, device) -> TorchModel:
         self.module.to(device)
         return self
 

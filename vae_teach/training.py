@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -62,7 +62,7 @@ class History:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path) -> "History":
+    def load(cls, path) -> History:
         return cls(**json.loads(Path(path).read_text()))
 
 

@@ -8,7 +8,7 @@ about 1e-8 or less, a wrong one about 1e-2 or more. Defined in notebook 03.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from vae_teach.elbo import continuous_bernoulli_log_normalizer, continuous_bernoulli_log_normalizer_grad
+from vae_teach.elbo import (
+    continuous_bernoulli_log_normalizer,
+    continuous_bernoulli_log_normalizer_grad,
+)
 
 
 def linear_forward(x, W, b):
@@ -70,6 +73,36 @@ ACTIVATION_LAYERS = {
     "relu": (relu_forward, relu_backward),
     "tanh": (tanh_forward, tanh_backward),
 }
+
+
+def mlp_forward(h, params, prefix, n_layers, activation_forward):
+    """[linear -> activation] * n_layers, with the weights ``{prefix}{i}_W``, ``{prefix}{i}_b`` of params.
+
+    Inputs: h: (N, D_in). Returns: h: (N, D_out), caches (one per layer).
+    The hidden layers of the VAE's encoder and decoder, and of lesson 01's autoencoder.
+    """
+    caches = []
+    for i in range(n_layers):
+        a, lin_cache = linear_forward(h, params[f"{prefix}{i}_W"], params[f"{prefix}{i}_b"])
+        h, act_cache = activation_forward(a)
+        caches.append((lin_cache, act_cache))
+    return h, caches
+
+
+def mlp_backward(dh, caches, prefix, activation_backward, grads, input_grad=True):
+    """Backward through ``mlp_forward``: fills ``grads[f"{prefix}{i}_W"]`` and ``_b``, returns dh_in.
+
+    grads=None computes no weight gradients (lesson 08 differentiates with respect to z
+    only); input_grad=False returns None instead of dh_in (the encoder's input is data).
+    """
+    for i in reversed(range(len(caches))):
+        lin_cache, act_cache = caches[i]
+        da = activation_backward(dh, act_cache)
+        dh, dW, db = linear_backward(da, lin_cache, input_grad=input_grad or i > 0,
+                                     weight_grads=grads is not None)
+        if grads is not None:
+            grads[f"{prefix}{i}_W"], grads[f"{prefix}{i}_b"] = dW, db
+    return dh
 
 
 def sigmoid_bce_forward(logits, X):

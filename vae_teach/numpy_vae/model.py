@@ -25,6 +25,8 @@ from vae_teach.numpy_vae.layers import (
     gaussian_kl_forward,
     linear_backward,
     linear_forward,
+    mlp_backward,
+    mlp_forward,
     reparameterize_backward,
     reparameterize_forward,
     sigmoid_bce_backward,
@@ -263,25 +265,12 @@ class NumpyVAE:
 
     def _hidden_forward(self, prefix, h):
         """The hidden layers ``{prefix}{i}``: [linear -> activation] * H. Returns h, caches."""
-        p, caches = self.params, []
-        for i in range(self._n_hidden):
-            a, lin_cache = linear_forward(h, p[f"{prefix}{i}_W"], p[f"{prefix}{i}_b"])
-            h, act_cache = self._act_forward(a)
-            caches.append((lin_cache, act_cache))
-        return h, caches
+        return mlp_forward(h, self.params, prefix, self._n_hidden, self._act_forward)
 
     def _hidden_backward(self, prefix, dh, caches, grads, input_grad=True):
-        """Backward through ``_hidden_forward``; fills grads (unless it is None: then no
-        weight gradients are computed), returns the input's gradient (None with
-        input_grad=False: the encoder's input is the data)."""
-        for i in reversed(range(self._n_hidden)):
-            lin_cache, act_cache = caches[i]
-            da = self._act_backward(dh, act_cache)
-            dh, dW, db = linear_backward(da, lin_cache, input_grad=input_grad or i > 0,
-                                         weight_grads=grads is not None)
-            if grads is not None:
-                grads[f"{prefix}{i}_W"], grads[f"{prefix}{i}_b"] = dW, db
-        return dh
+        """Backward through ``_hidden_forward`` (``mlp_backward``): fills grads (none with
+        grads=None), returns the input's gradient (None with input_grad=False)."""
+        return mlp_backward(dh, caches, prefix, self._act_backward, grads, input_grad)
 
     def _encode_forward(self, X):
         p, scale = self.params, self.config.scale
