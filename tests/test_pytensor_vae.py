@@ -15,12 +15,19 @@ import textwrap
 
 import numpy as np
 import pytest
+from likelihood_cases import with_hard_cases  # tests/likelihood_cases.py
 
 # pytensor_vae is imported before anything imports pytensor, so that PyTensor compiles into
 # vae_teach's directory (see the module's docstring), never into the home directory.
 from vae_teach import elbo as reference
 from vae_teach import pytensor_vae
-from vae_teach.interface import LIKELIHOODS, VAEConfig, VAEModel, draw_noise, param_shapes
+from vae_teach.interface import (
+    LIKELIHOODS,
+    VAEConfig,
+    VAEModel,
+    draw_noise,
+    param_shapes,
+)
 from vae_teach.numpy_vae import train as numpy_train
 from vae_teach.numpy_vae.gradcheck import relative_error
 from vae_teach.numpy_vae.model import NumpyVAE
@@ -295,20 +302,11 @@ assert LIKELIHOOD_CONFIGS["bernoulli"] == CONFIGS[0]
 
 
 def likelihood_twin(likelihood):
-    """As ``twin``, under ``likelihood``: the learned Gaussian gets a log-variance that differs from
-    pixel to pixel; the continuous Bernoulli a small output layer, so that some logits lie in its
-    series branch (|a| < 1e-2), the first pixel's at exactly 0, and the others just beyond it."""
+    """As ``twin``, under ``likelihood``, with weights that reach its hard cases (``with_hard_cases``)."""
     config = LIKELIHOOD_CONFIGS[likelihood]
     model = shared_model(config)
     ref = NumpyVAE(config, seed=11, dtype=np.float64)
-    params = ref.get_params()
-    if likelihood == "gaussian-learned":
-        params["out_logvar"] = np.random.default_rng(2).normal(-1.0, 0.5, D)
-    if likelihood == "continuous-bernoulli":
-        params["out_W"] *= 1e-3
-        params["out_W"][:, 0] = 0.0
-        params["out_b"] = np.linspace(-2e-2, 2e-2, D)
-        params["out_b"][0] = 0.0
+    params = with_hard_cases(ref.get_params(), likelihood, D)
     ref.set_params(params)
     model.set_params(params)
     return model, ref

@@ -20,6 +20,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from likelihood_cases import with_hard_cases  # noqa: E402  (tests/likelihood_cases.py)
+
 from vae_teach import torch_vae as tv  # noqa: E402
 from vae_teach.elbo import (  # noqa: E402
     bernoulli_log_likelihood,
@@ -31,7 +33,13 @@ from vae_teach.elbo import (  # noqa: E402
 )
 from vae_teach.elbo import log_likelihood as elbo_log_likelihood  # noqa: E402
 from vae_teach.evaluate import dataset_elbo  # noqa: E402
-from vae_teach.interface import LIKELIHOODS, VAEConfig, VAEModel, draw_noise, param_shapes  # noqa: E402
+from vae_teach.interface import (  # noqa: E402
+    LIKELIHOODS,
+    VAEConfig,
+    VAEModel,
+    draw_noise,
+    param_shapes,
+)
 from vae_teach.numpy_vae.gradcheck import relative_error  # noqa: E402
 from vae_teach.numpy_vae.model import NumpyVAE  # noqa: E402
 from vae_teach.numpy_vae.optim import DEFAULT_LR, Optimizer  # noqa: E402
@@ -372,23 +380,11 @@ LIKELIHOOD_CONFIGS = [CONFIGS[0], CONFIGS[-1]]                     # relu-logvar
 
 def _likelihood_pair(likelihood: str, config: VAEConfig = CONFIGS[0], dtype=np.float64
                      ) -> tuple[NumpyVAE, tv.TorchModel]:
-    """A float64 NumPy reference and a torch model with the same weights, under ``likelihood``.
-
-    The learned Gaussian gets a log-variance that differs from pixel to pixel;
-    the continuous Bernoulli gets a small output layer, so that some logits lie
-    in its series branch (|a| < 1e-2), the first pixel's at exactly 0, and the
-    others just beyond it.
-    """
+    """A float64 NumPy reference and a torch model with the same weights, under ``likelihood``,
+    chosen to reach its hard cases (``with_hard_cases``)."""
     config = dataclasses.replace(config, likelihood=likelihood, output_logvar=-1.5)
     reference = NumpyVAE(config, seed=1, dtype=np.float64)
-    params = reference.get_params()
-    if likelihood == "gaussian-learned":
-        params["out_logvar"] = np.random.default_rng(2).normal(-1.0, 0.5, D)
-    if likelihood == "continuous-bernoulli":
-        params["out_W"] *= 1e-3
-        params["out_W"][:, 0] = 0.0
-        params["out_b"] = np.linspace(-2e-2, 2e-2, D)
-        params["out_b"][0] = 0.0
+    params = with_hard_cases(reference.get_params(), likelihood, D)
     reference.set_params(params)
     model = tv.TorchModel(config, seed=101, dtype=dtype, device="cpu")       # other weights...
     model.set_params(params)                                                 # ...replaced

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vae_teach.evaluate import elbo_of_q
+from vae_teach.evaluate import elbo_of_q, importance_sampled_log_likelihood
 from vae_teach.numpy_vae.optim import Optimizer
 
 
@@ -118,6 +118,26 @@ class GapSplit:
     def inference_gap(self) -> float:
         """log p(x) - ELBO[q_encoder]: the two together."""
         return self.log_px - self.elbo_encoder
+
+
+def gap_terms(model, X: np.ndarray, steps: int = 500, lr: float = 0.05, n_samples: int = 4,
+              k: int = 500, seed: int = 0, eval_samples: int = 100
+              ) -> tuple[LocalPosteriors, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The three per-example numbers of the split, for ``split_gap``: log p(x), ELBO[q*], ELBO[q_enc].
+
+    q* comes from ``optimise_local_posteriors`` started at the prior (seed), and
+    is then also the importance-sampling proposal for log p(x) (k samples,
+    seed + 2): an encoder far from the posterior is a poor proposal, whose
+    estimate can sit below ELBO[q*]. ELBO[q_enc] uses ``eval_samples`` draws
+    (seed + 1). Inputs: X: (N, D). Returns: the ``LocalPosteriors`` and the
+    three (N,) arrays, in nats.
+    """
+    local = optimise_local_posteriors(model, X, steps=steps, lr=lr, n_samples=n_samples, init="prior",
+                                      seed=seed, eval_samples=eval_samples)
+    log_px = importance_sampled_log_likelihood(model, X, k=k, seed=seed + 2,
+                                               proposal=(local.mu, local.logvar)).per_example
+    elbo_encoder = elbo_of_q(model, X, *model.encode(X), n_samples=eval_samples, seed=seed + 1)
+    return local, (log_px, local.elbo, elbo_encoder)
 
 
 def split_gap(log_px: np.ndarray, elbo_optimal: np.ndarray, elbo_encoder: np.ndarray) -> GapSplit:

@@ -638,15 +638,27 @@ def dequantize(X: np.ndarray, rng: np.random.Generator | int, levels: int = 256)
     Parameters: X: (N, D) with values k / (levels - 1), k integer; rng: a
     Generator or a seed. Returns: (N, D) float32 in (0, 1).
     """
+    k = quantized_levels(X, levels)
+    rng = np.random.default_rng(rng)
+    return ((k + rng.random(k.shape)) / levels).astype(np.float32)
+
+
+def quantized_levels(X: np.ndarray, levels: int = 256) -> np.ndarray:
+    """The integer level k of each pixel k / (levels - 1), after checking it is one.
+
+    Parameters: X: (N, D) in [0, 1]. Returns: (N, D) float64 integers in
+    0 .. levels - 1. Raises ValueError for values between levels (data already
+    dequantised or rescaled), which dequantising would silently smear.
+    """
     X = _check_unit(X)
     k = np.rint(X * (levels - 1))
     if X.size and np.max(np.abs(X * (levels - 1) - k)) > 1e-3:
+        kind = f"{levels.bit_length() - 1}-bit" if levels & (levels - 1) == 0 else f"{levels}-level"
         raise ValueError(
-            f"dequantize expects {levels}-level images (values k / {levels - 1}), but some "
+            f"dequantize expects {kind} images (values k / {levels - 1}), but some "
             f"values lie between levels; was the data already dequantised or rescaled?"
         )
-    rng = np.random.default_rng(rng)
-    return ((k + rng.random(X.shape)) / levels).astype(np.float32)
+    return k
 
 
 def _check_unit(X: np.ndarray) -> np.ndarray:

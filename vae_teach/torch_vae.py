@@ -43,6 +43,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 from tqdm.auto import tqdm
 
+from vae_teach.data import quantized_levels
 from vae_teach.elbo import LOG_2PI
 from vae_teach.evaluate import dataset_elbo
 from vae_teach.interface import (
@@ -610,10 +611,7 @@ def train(
     if binarize == "static":
         X = (X > 0.5).to(X.dtype)
     elif binarize == "dequantize":
-        levels = torch.round(X * 255)                              # (N, D) integers k in 0..255
-        if len(X) and torch.max(torch.abs(X * 255 - levels)).item() > 1e-3:
-            raise ValueError("binarize='dequantize' expects 8-bit images (values k / 255), but some values "
-                             "lie between levels; was the data already dequantised or rescaled?")
+        levels = model._tensor(quantized_levels(X.cpu().numpy()))   # (N, D) integers k in 0..255, checked
     generator = torch.Generator(device=X.device).manual_seed(seed)
     n, latent_dim = len(X), model.latent_dim
     name = optimizer if isinstance(optimizer, str) else type(optimizer).__name__.lower()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vae_teach.elbo import LOG_2PI, likelihood_mean, log_likelihood, softmax
+from vae_teach.elbo import LOG_2PI, iwae_bound, likelihood_mean, log_likelihood, softmax
 from vae_teach.interface import VAEConfig, check_params, draw_noise, init_params
 from vae_teach.numpy_vae.layers import (
     ACTIVATION_LAYERS,
@@ -115,7 +115,7 @@ class NumpyVAE:
         X = self._as_array(X)
         eps = self._noise(eps, len(X))
         nll, _, _, (Z, logvar) = self._forward(X, eps)
-        return _logmeanexp(self._log_weights(nll, Z, logvar, eps))
+        return iwae_bound(self._log_weights(nll, Z, logvar, eps))
 
     def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo",
                        kl_weight: float = 1.0) -> tuple[float, dict[str, np.ndarray]]:
@@ -167,7 +167,7 @@ class NumpyVAE:
         nll, _, caches, (Z, logvar) = self._forward(X, eps)
         enc_cache, reparam_cache, dec_cache, nll_cache, _ = caches
         log_w = self._log_weights(nll, Z, logvar, eps)                      # (K, N)
-        loss = float(-_logmeanexp(log_w).mean())
+        loss = float(-iwae_bound(log_w).mean())
         g = (softmax(log_w, axis=0) / N).astype(self.dtype)                  # (K, N) = -d loss / d log w
         grads: dict[str, np.ndarray] = {}
         # d(-log w)/d nll = 1, so nll's upstream is g. log p(z) = -|z|^2/2 + c gives d loss/dZ = g z.
@@ -316,9 +316,3 @@ class NumpyVAE:
                 f"eps must have shape (K, N, L) = (K, {n}, {self.latent_dim}), got {eps.shape}."
             )
         return eps
-
-
-def _logmeanexp(log_w):
-    """log 1/K sum_k exp(log_w[k]): (K, N) -> (N,), with the max shifted out."""
-    top = log_w.max(axis=0)
-    return top + np.log(np.mean(np.exp(log_w - top), axis=0))
