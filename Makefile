@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup series test
+.PHONY: setup series test lessons
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,3 +20,10 @@ series: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The edit -> execute -> commit loop: edit notebooks/NN_name.md, then
+#   make lessons LESSONS=notebooks/NN_name.md
+# rebuilds NN_name.ipynb from it and executes it top to bottom in a fresh kernel.
+LESSONS ?= $(wildcard notebooks/[0-9][0-9]_*.md)
+lessons: setup
+	$(BIN)/vae-teach execute $(LESSONS)

@@ -54,3 +54,22 @@ def test_readme_lists_every_lesson():
     readme = (ROOT / "README.md").read_text()
     for path in LESSONS:
         assert f"(notebooks/{path.name})" in readme, f"README's lesson table lacks {path.name}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_and_its_jupytext_source_hold_the_same_cells(path):
+    # The .md beside each notebook is its reviewable source (jupytext's MyST form): same cells, same
+    # sources, same tags. Edit the .md, then `make lessons` syncs and executes the .ipynb.
+    import jupytext
+
+    source = path.with_suffix(".md")
+    assert source.exists(), f"{path.name} has no jupytext source {source.name}: run `jupytext --sync {path}`"
+    executed, text = jupytext.read(path), jupytext.read(source)
+
+    def cells(nb):
+        return [(c.cell_type, c.source, sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+    a, b = cells(executed), cells(text)
+    first_difference = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    assert a == b, (f"{path.name} and {source.name} differ from cell {first_difference} on "
+                    f"({len(a)} and {len(b)} cells): edit the .md, then `make lessons LESSONS={source}`")

@@ -151,6 +151,14 @@ def cmd_run_notebooks(args) -> int:
     return 0
 
 
+def cmd_execute(args) -> int:
+    from vae_teach.series import execute_in_place
+
+    for path in args.sources:
+        execute_in_place(path, timeout=args.timeout)
+    return 0
+
+
 def cmd_student_notebooks(args) -> int:
     from vae_teach.student import write_student_notebooks
 
@@ -207,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     run.add_argument("--only", nargs="*", default=None, help="run only lessons whose names contain these")
     run.set_defaults(func=cmd_run_notebooks)
+
+    execute = sub.add_parser("execute", help="rebuild notebooks from their .md sources, execute them, save")
+    execute.add_argument("sources", nargs="+", help="NAME.md (or NAME.ipynb) files")
+    execute.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    execute.set_defaults(func=cmd_execute)
 
     student = sub.add_parser("student-notebooks",
                              help="write the lessons with their exercise solutions taken out")

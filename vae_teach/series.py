@@ -54,6 +54,50 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+# The thread count the committed notebooks are executed with; the test suite re-runs them with
+# another (tests/conftest.py), so an output that depends on it fails nbval.
+COMMITTED_THREADS = 1
+
+
+def execute_in_place(path, timeout: int = 900, log=print) -> Path:
+    """Rebuild a notebook from its jupytext source, execute it in a fresh kernel, and save it.
+
+    ``path`` is the MyST Markdown source (``NAME.md``) or its notebook (``NAME.ipynb``); the
+    ``.md`` is the source of truth. Its cells are executed top to bottom with
+    ``$VAE_TEACH_THREADS`` set to ``COMMITTED_THREADS``, and the executed notebook, outputs
+    and all, replaces ``NAME.ipynb`` only once the whole run has succeeded. Returns that path.
+    """
+    import os
+
+    import jupytext
+
+    from vae_teach.threads import ENV_VAR
+
+    source = Path(path).with_suffix(".md")
+    target = source.with_suffix(".ipynb")
+    if not source.exists():
+        raise FileNotFoundError(f"no jupytext source {source}: every notebook is edited as NAME.md beside "
+                                f"NAME.ipynb (create it with `jupytext --to md:myst {target}`).")
+    nb = jupytext.read(source)
+    log(f"executing {source} ...")
+    start = time.perf_counter()
+    previous = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = str(COMMITTED_THREADS)
+    try:
+        from nbclient import NotebookClient
+
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(source.parent)}}).execute()
+    finally:
+        if previous is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = previous
+    _write_atomically(target, jupytext.writes(nb, fmt="ipynb"))
+    log(f"  done in {time.perf_counter() - start:.0f} s -> {target}")
+    return target
+
+
 def run_series(notebook_dir="notebooks", out_dir="build", timeout: int = 600, only=None,
                log=print) -> list[LessonRun]:
     """Execute every lesson (or those whose names contain a string in ``only``) and export HTML.
