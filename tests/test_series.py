@@ -34,3 +34,38 @@ def test_missing_or_empty_notebook_folder_is_a_clear_error(tmp_path):
         lesson_paths(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match=r"no lessons \(NN_name.ipynb\)"):
         lesson_paths(tmp_path)
+
+
+def _tiny_lesson(folder):
+    source = folder / "00_tiny.md"
+    source.write_text(
+        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+        "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+        "# Tiny\n\n```{code-cell} ipython3\n:tags: [parameters]\n\nSEED = 0\n```\n\n"
+        "```{code-cell} ipython3\nimport os\nprint(SEED, os.environ['VAE_TEACH_THREADS'])\n"
+        "assert SEED < 3, 'a claim that fails for seed 3'\n```\n")
+    return source
+
+
+def test_execute_in_place_saves_the_executed_notebook_with_the_committed_thread_count(tmp_path):
+    import nbformat
+
+    from vae_teach.series import COMMITTED_THREADS, execute_in_place
+
+    target = execute_in_place(_tiny_lesson(tmp_path), log=lambda *a: None)
+    nb = nbformat.read(target, 4)
+    assert [c.execution_count for c in nb.cells if c.cell_type == "code"] == [1, 2]
+    assert nb.cells[-1].outputs[0]["text"] == f"0 {COMMITTED_THREADS}\n"
+
+
+def test_execute_with_other_parameters_runs_the_checks_and_saves_nothing(tmp_path):
+    from nbclient.exceptions import CellExecutionError
+
+    from vae_teach.series import execute_in_place
+
+    source = _tiny_lesson(tmp_path)
+    assert execute_in_place(source, parameters={"SEED": 2}, log=lambda *a: None) is None
+    assert not source.with_suffix(".ipynb").exists()
+    with pytest.raises(CellExecutionError, match="a claim that fails for seed 3"):
+        execute_in_place(source, parameters={"SEED": 3}, log=lambda *a: None)
+    assert not source.with_suffix(".ipynb").exists()

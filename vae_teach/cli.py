@@ -154,8 +154,19 @@ def cmd_run_notebooks(args) -> int:
 def cmd_execute(args) -> int:
     from vae_teach.series import execute_in_place
 
+    import ast
+
+    parameters = {}
+    for item in args.set or []:
+        name, _, value = item.partition("=")
+        if not name.isidentifier() or not value:
+            raise ValueError(f"--set takes NAME=VALUE (a Python literal), e.g. --set SEED=3; got {item!r}.")
+        try:
+            parameters[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parameters[name] = value                      # a bare word: a string
     for path in args.sources:
-        execute_in_place(path, timeout=args.timeout)
+        execute_in_place(path, timeout=args.timeout, parameters=parameters or None)
     return 0
 
 
@@ -219,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     execute = sub.add_parser("execute", help="rebuild notebooks from their .md sources, execute them, save")
     execute.add_argument("sources", nargs="+", help="NAME.md (or NAME.ipynb) files")
     execute.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    execute.add_argument("--set", action="append", metavar="NAME=VALUE",
+                         help="run with this parameter overridden (e.g. SEED=3), checks and all; saves nothing")
     execute.set_defaults(func=cmd_execute)
 
     student = sub.add_parser("student-notebooks",

@@ -59,13 +59,17 @@ def _write_atomically(path: Path, text: str) -> None:
 COMMITTED_THREADS = 1
 
 
-def execute_in_place(path, timeout: int = 900, log=print) -> Path:
+def execute_in_place(path, timeout: int = 900, log=print, parameters: dict | None = None) -> Path | None:
     """Rebuild a notebook from its jupytext source, execute it in a fresh kernel, and save it.
 
     ``path`` is the MyST Markdown source (``NAME.md``) or its notebook (``NAME.ipynb``); the
     ``.md`` is the source of truth. Its cells are executed top to bottom with
     ``$VAE_TEACH_THREADS`` set to ``COMMITTED_THREADS``, and the executed notebook, outputs
     and all, replaces ``NAME.ipynb`` only once the whole run has succeeded. Returns that path.
+
+    ``parameters`` (e.g. ``{"SEED": 3}``) runs the lesson with other knobs instead: the
+    assignments go into a cell after the ``parameters`` cell (as papermill does), every check
+    still runs, and nothing is saved (returns None): how to try a lesson's claims on other seeds.
     """
     import os
 
@@ -79,7 +83,15 @@ def execute_in_place(path, timeout: int = 900, log=print) -> Path:
         raise FileNotFoundError(f"no jupytext source {source}: every notebook is edited as NAME.md beside "
                                 f"NAME.ipynb (create it with `jupytext --to md:myst {target}`).")
     nb = jupytext.read(source)
-    log(f"executing {source} ...")
+    if parameters:
+        import nbformat
+
+        tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+        if not tagged:
+            raise ValueError(f"{source} has no cell tagged 'parameters' to override.")
+        lines = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+        nb.cells.insert(tagged[0] + 1, nbformat.v4.new_code_cell(f"# injected parameters\n{lines}"))
+    log(f"executing {source}" + (f" with {parameters}" if parameters else "") + " ...")
     start = time.perf_counter()
     previous = os.environ.get(ENV_VAR)
     os.environ[ENV_VAR] = str(COMMITTED_THREADS)
@@ -93,8 +105,12 @@ def execute_in_place(path, timeout: int = 900, log=print) -> Path:
             os.environ.pop(ENV_VAR, None)
         else:
             os.environ[ENV_VAR] = previous
+    seconds = time.perf_counter() - start
+    if parameters:
+        log(f"  every cell ran in {seconds:.0f} s (not saved: parameters were overridden)")
+        return None
     _write_atomically(target, jupytext.writes(nb, fmt="ipynb"))
-    log(f"  done in {time.perf_counter() - start:.0f} s -> {target}")
+    log(f"  done in {seconds:.0f} s -> {target}")
     return target
 
 
