@@ -56,6 +56,7 @@ def cmd_train(args) -> int:
         importance_sampled_log_likelihood,
     )
     from vae_teach.interface import VAEConfig
+    from vae_teach.threads import limit_threads
 
     if args.likelihood != "bernoulli" and args.binarize in ("static", "dynamic"):
         raise ValueError(f"--likelihood {args.likelihood} is a density on [0, 1], but --binarize "
@@ -72,6 +73,7 @@ def cmd_train(args) -> int:
               "dynamic": lambda X: binarize_dynamic(X, args.seed + 10_000),
               "dequantize": lambda X: dequantize(X, args.seed + 10_000)}[args.binarize](data.X_test)
     model = make_model(args.backend, config, seed=args.seed)
+    limit_threads()  # after the backend's imports: one thread per pool unless $VAE_TEACH_THREADS says otherwise
     print(f"training a {args.backend} VAE {config.input_dim}-{'-'.join(map(str, config.hidden_dims))}-"
           f"{config.latent_dim} ({config.activation}, {config.likelihood} likelihood, {args.objective} "
           f"with K = {args.samples}) on {data.name}: {len(data.X_train)} train, "

@@ -38,12 +38,13 @@ def default_threads() -> int:
     return n
 
 
-def limit_threads(n: int | None = None) -> int:
-    """Limit every loaded BLAS and OpenMP pool, and PyTorch's, to ``n`` threads; return ``n``.
+def limit_threads(n: int | None = None) -> None:
+    """Limit every loaded BLAS and OpenMP pool, and PyTorch's, to ``n`` threads.
 
     ``n`` defaults to :func:`default_threads`. The limit holds for the rest of
     the process; call it after importing the libraries it should reach (a pool
-    loaded later keeps its own default).
+    loaded later keeps its own default). Returns nothing, so that a notebook cell ending
+    in it prints nothing (the count would differ between runs with different settings).
     """
     from threadpoolctl import threadpool_limits
 
@@ -53,7 +54,6 @@ def limit_threads(n: int | None = None) -> int:
     threadpool_limits(limits=n)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
-    return n
 
 
 def thread_report() -> str:
