@@ -11,11 +11,13 @@ Modules (import what you need; nothing heavy runs on import):
 - ``interface``: the protocol every backend's model meets
 - ``training``: the shared epoch loop and its history
 - ``evaluate``: test ELBO and importance-sampled log-likelihood, for any backend
+- ``diagnostics``: rate, distortion, active units, I(x; z), for any backend
 - ``plotting``: image grids, loss curves, latent scatter, 2-D manifold
 - ``pytensor_vae``, ``torch_vae``: the same model in PyTensor and PyTorch
 - ``backends``: pick a backend by name
 - ``exercises``, ``student``: exercise checks, and student versions of the lessons
-- ``series``: run the lessons headless to HTML
+- ``series``: run the lessons headless to HTML, execute a lesson from its .md source
+- ``threads``: the one thread-count setting (threadpoolctl)
 - ``cli``: the ``vae-teach`` command
 """
 
