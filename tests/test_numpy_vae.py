@@ -329,3 +329,36 @@ def test_latent_elbo_and_grads_match_centred_differences_and_the_encoder_path(rn
         np.testing.assert_array_equal(value, params_before[name])
     with pytest.raises(ValueError, match=r"shape \(N, L\) = \(4, 3\)"):
         model.latent_elbo_and_grads(X, mu[:, :2], logvar, eps)
+
+
+@pytest.mark.parametrize("free_bits", [0.05, 0.08, 5.0])
+def test_free_bits_term_and_its_gradient(rng, free_bits):
+    # Kingma et al. (2016): the KL term is sum_l max(lambda, mean_n KL_nl); with lambda between the
+    # dimensions' KLs some are held (no gradient) and some are not; lambda = 5 holds all of them.
+    model = _likelihood_model(rng, "bernoulli")
+    X, eps = rng.random((5, 12)), rng.normal(size=(2, 5, 3))
+    loss, grads = model.loss_and_grads(X, eps, kl_weight=2.0, free_bits=free_bits)
+    mu, logvar = model.encode(X)
+    kl_per_dim = 0.5 * np.mean(np.exp(logvar) + mu**2 - 1 - logvar, axis=0)
+    plain, plain_grads = model.loss_and_grads(X, eps, kl_weight=0.0)
+    assert loss - plain == pytest.approx(2.0 * np.maximum(kl_per_dim, free_bits).sum(), rel=1e-10)
+    for name in ("mu_W", "logvar_W", "enc0_W", "logvar_b"):
+        w = model.params[name]
+        numeric = numerical_gradient(lambda: model.loss_and_grads(X, eps, kl_weight=2.0, free_bits=free_bits)[0], w)
+        assert relative_error(numeric, grads[name]) < TOLERANCE, name
+    held = kl_per_dim <= free_bits
+    if held.all():                                      # every dimension held: the KL adds no gradient at all
+        assert all(np.array_equal(grads[k], plain_grads[k]) for k in grads)
+    else:
+        assert not np.allclose(grads["mu_W"], plain_grads["mu_W"])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"kl_weight": -1.0}, "kl_weight .* must be a finite number >= 0"),
+    ({"free_bits": -0.5}, "free_bits must be a finite number of nats >= 0"),
+    ({"objective": "iwae", "free_bits": 0.5}, "ELBO objective only"),
+])
+def test_bad_kl_settings_say_what_to_do(rng, kwargs, match):
+    model = _likelihood_model(rng, "bernoulli")
+    with pytest.raises(ValueError, match=match):
+        model.loss_and_grads(rng.random((5, 12)), rng.normal(size=(2, 5, 3)), **kwargs)

@@ -172,6 +172,28 @@ def gaussian_kl_backward(dout, cache):
     return d * mu, d * (0.5 * (var - 1))
 
 
+def free_bits_kl_forward(mu, logvar, free_bits):
+    """Kingma et al. (2016)'s free bits: the KL term sum_l max(lambda, mean_n KL_nl) of a minibatch.
+
+    Each latent dimension's KL, averaged over the minibatch, counts at least
+    ``free_bits`` (lambda, nats): below that the term is flat, so the
+    optimiser gains nothing by pushing that dimension's KL further down.
+    Inputs: mu, logvar: (N, L); free_bits: lambda >= 0. Returns: the term
+    (a float, nats per image), cache.
+    """
+    var = np.exp(logvar)
+    kl_per_dim = 0.5 * np.mean(var + mu * mu - 1 - logvar, axis=0)          # (L,)
+    return float(np.sum(np.maximum(kl_per_dim, free_bits))), (mu, var, kl_per_dim > free_bits)
+
+
+def free_bits_kl_backward(dout, cache):
+    """Inputs: dout (float). Returns dmu, dlogvar (N, L): the KL's gradient / N where the dimension's
+    mean KL is above lambda, 0 where it is held at lambda."""
+    mu, var, above = cache
+    d = (dout / len(mu)) * above.astype(mu.dtype)                             # (L,)
+    return d * mu, d * (0.5 * (var - 1))
+
+
 def sigmoid_gaussian_nll_forward(logits, X, logvar):
     """Gaussian negative log-likelihood with mean sigmoid(a), summed over pixels.
 

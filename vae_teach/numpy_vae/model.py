@@ -21,6 +21,8 @@ from vae_teach.numpy_vae.layers import (
     ACTIVATION_LAYERS,
     continuous_bernoulli_nll_backward,
     continuous_bernoulli_nll_forward,
+    free_bits_kl_backward,
+    free_bits_kl_forward,
     gaussian_kl_backward,
     gaussian_kl_forward,
     linear_backward,
@@ -118,37 +120,52 @@ class NumpyVAE:
         return iwae_bound(self._log_weights(nll, Z, logvar, eps))
 
     def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo",
-                       kl_weight: float = 1.0) -> tuple[float, dict[str, np.ndarray]]:
+                       kl_weight: float = 1.0, free_bits: float = 0.0) -> tuple[float, dict[str, np.ndarray]]:
         """loss = -mean_n ELBO_n (nats per image) and its gradient for every parameter.
 
         The K-sample ELBO with the analytic KL. kl_weight = beta != 1 gives
         mean_n (NLL_n + beta KL_n) instead, no longer a bound (lesson 07: a
-        per-pixel mean of the NLL is beta = D in disguise). objective="iwae"
-        gives the IWAE bound's instead (lesson 08, ``_iwae_loss_and_grads``).
+        per-pixel mean of the NLL is beta = D in disguise). free_bits = lambda > 0
+        replaces the KL term by sum_l max(lambda, mean_n KL_nl) (Kingma et al.,
+        2016; ``layers.free_bits_kl_forward``), also no longer a bound.
+        objective="iwae" gives the IWAE bound's instead (lesson 08,
+        ``_iwae_loss_and_grads``).
 
         Inputs: X: (N, D); eps: (K, N, L) or (N, L).
         Returns: loss (float), grads (dict, names and shapes as ``params``).
         """
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}.")
+        if not (np.isfinite(kl_weight) and kl_weight >= 0):
+            raise ValueError(f"kl_weight (beta) must be a finite number >= 0, got {kl_weight}: 1 is the ELBO.")
+        if not (np.isfinite(free_bits) and free_bits >= 0):
+            raise ValueError(f"free_bits must be a finite number of nats >= 0 per latent dimension, got "
+                             f"{free_bits}: 0 turns it off.")
         if objective == "iwae":
-            if kl_weight != 1.0:
-                raise ValueError("kl_weight applies to the ELBO objective only; the IWAE bound has no "
-                                 "separate KL term.")
+            if kl_weight != 1.0 or free_bits != 0.0:
+                raise ValueError("kl_weight and free_bits apply to the ELBO objective only; the IWAE bound has "
+                                 "no separate KL term.")
             return self._iwae_loss_and_grads(X, eps)
         X = self._as_array(X)
         eps = self._noise(eps, len(X))
         K, N = eps.shape[:2]
-        nll, kl, caches, _ = self._forward(X, eps)
-        loss = float(nll.mean() + kl_weight * kl.mean())
-
+        nll, kl, caches, (_, logvar) = self._forward(X, eps)
         enc_cache, reparam_cache, dec_cache, nll_cache, kl_cache = caches
+        if free_bits > 0:
+            kl_term, free_bits_cache = free_bits_kl_forward(kl_cache[0], logvar, free_bits)
+        else:
+            kl_term = kl.mean()
+        loss = float(nll.mean() + kl_weight * kl_term)
+
         grads: dict[str, np.ndarray] = {}
         # d loss / d nll_kn = 1 / (K N); d loss / d kl_n = beta / N (1 for the ELBO).
         dnll = np.full((K, N), 1.0 / (K * N), dtype=self.dtype)
         dZ = self._decode_and_likelihood_backward(dnll, dec_cache, nll_cache, grads)   # (K, N, L)
         dmu_rep, dlogvar_rep = reparameterize_backward(dZ, reparam_cache)
-        dmu_kl, dlogvar_kl = gaussian_kl_backward(np.full(N, kl_weight / N, dtype=self.dtype), kl_cache)
+        if free_bits > 0:
+            dmu_kl, dlogvar_kl = free_bits_kl_backward(kl_weight, free_bits_cache)
+        else:
+            dmu_kl, dlogvar_kl = gaussian_kl_backward(np.full(N, kl_weight / N, dtype=self.dtype), kl_cache)
         dmu = dmu_rep.sum(axis=0) + dmu_kl                    # (N, L): summed over samples
         dlogvar = dlogvar_rep.sum(axis=0) + dlogvar_kl
         self._encode_backward(dmu, dlogvar, enc_cache, grads)
