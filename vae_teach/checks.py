@@ -223,7 +223,7 @@ def nonnegative(value, name: str) -> float:
 def choice(value, name: str, options) -> None:
     """Raise unless ``value`` is one of ``options``, listing them."""
     if value not in tuple(options):
-        raise ValueError(f"unknown {name} {value!r}: {name} must be one of {tuple(options)}.")
+        raise ValueError(f"unknown {name} {value!r}: {name} must be one of {tuple(options)}, got {value!r}.")
 
 
 def training_args(*, epochs, batch_size, n_samples=1, seed_value=0, lr=None, l2=0.0) -> None:

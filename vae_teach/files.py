@@ -31,6 +31,9 @@ def atomic_path(path, suffix: str = "") -> Iterator[Path]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix}")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)   # mkstemp's 0600 would make every file private
     try:
         yield Path(tmp)
         os.replace(tmp, path)
