@@ -378,7 +378,7 @@ class LinearGaussianVAE:
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Load encoder and decoder weights; the decoder's replace the model's W and b."""
-        params = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
         check_params(self.config, params)
+        params = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
         self.params = params
         self.model = LinearGaussian(params["out_W"], params["out_b"], self.model.noise_var)

@@ -417,8 +417,8 @@ class PytensorVAE:
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Load weights (from any backend), cast to this model's dtype."""
-        params = {name: np.asarray(value) for name, value in params.items()}
         check_params(self.config, params)
+        params = {name: np.asarray(value) for name, value in params.items()}
         for name, value in params.items():
             self.params[name].set_value(value.astype(self.dtype, copy=True), borrow=True)
 

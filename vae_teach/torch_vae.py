@@ -282,8 +282,8 @@ class TorchVAE(nn.Module):
     @torch.no_grad()
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Load weights by shared name (from any backend), cast to this module's dtype and device."""
-        params = {name: np.asarray(value) for name, value in params.items()}
         check_params(self.config, params)
+        params = {name: np.asarray(value) for name, value in params.items()}
         for name in self.layer_names:
             layer = getattr(self, name)
             layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(params[f"{name}_W"].T)))

@@ -67,8 +67,8 @@ class NumpyVAE:
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Load weights (from any backend), cast to this model's dtype."""
-        params = {name: np.asarray(value) for name, value in params.items()}
         check_params(self.config, params)
+        params = {name: np.asarray(value) for name, value in params.items()}
         self.params = {name: value.astype(self.dtype, copy=True) for name, value in params.items()}
 
     def encode(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
