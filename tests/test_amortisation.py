@@ -64,7 +64,7 @@ def test_bad_inputs_are_refused_with_a_remedy(trained):
         optimise_local_posteriors(LinearGaussian.random(5, 2).as_vae(), np.zeros((3, 5)))
     with pytest.raises(ValueError, match="init must be 'prior' or 'encoder'"):
         optimise_local_posteriors(model, X, init="zeros")
-    with pytest.raises(ValueError, match="steps >= 0"):
+    with pytest.raises(ValueError, match="n_samples must be >= 1"):
         optimise_local_posteriors(model, X, n_samples=0)
     with pytest.raises(ValueError, match="same N"):
         split_gap(np.zeros(3), np.zeros(3), np.zeros(4))

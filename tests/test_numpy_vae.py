@@ -354,8 +354,8 @@ def test_free_bits_term_and_its_gradient(rng, free_bits):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"kl_weight": -1.0}, "kl_weight .* must be a finite number >= 0"),
-    ({"free_bits": -0.5}, "free_bits must be a finite number of nats >= 0"),
+    ({"kl_weight": -1.0}, "kl_weight must be a finite number >= 0"),
+    ({"free_bits": -0.5}, "free_bits must be a finite number >= 0"),
     ({"objective": "iwae", "free_bits": 0.5}, "ELBO objective only"),
 ])
 def test_bad_kl_settings_say_what_to_do(rng, kwargs, match):

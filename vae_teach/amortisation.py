@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vae_teach import checks
 from vae_teach.evaluate import elbo_of_q, importance_sampled_log_likelihood
 from vae_teach.numpy_vae.optim import Optimizer
 
@@ -63,10 +64,12 @@ def optimise_local_posteriors(model, X: np.ndarray, steps: int = 500, lr: float 
             f"through the decoder, which {type(model).__name__} does not offer; use a NumpyVAE "
             f"(load the weights with set_params(other_model.get_params()))."
         )
-    if steps < 0 or n_samples < 1 or eval_samples < 1 or trace_every < 1:
-        raise ValueError(f"need steps >= 0 and n_samples, eval_samples, trace_every >= 1, got "
-                         f"{steps}, {n_samples}, {eval_samples}, {trace_every}.")
-    X = np.asarray(X, dtype=model.dtype)
+    checks.count(steps, "steps", minimum=0)
+    for value, name in ((n_samples, "n_samples"), (eval_samples, "eval_samples"), (trace_every, "trace_every")):
+        checks.count(value, name)
+    checks.positive(lr, "lr")
+    checks.seed(seed)
+    X = checks.model_images(model, X, dtype=model.dtype)
     N, L = len(X), model.latent_dim
     if init == "prior":
         q = {"mu": np.zeros((N, L), model.dtype), "logvar": np.zeros((N, L), model.dtype)}
@@ -83,10 +86,11 @@ def optimise_local_posteriors(model, X: np.ndarray, steps: int = 500, lr: float 
         elbo, dmu, dlogvar = model.latent_elbo_and_grads(X, q["mu"], q["logvar"], eps)
         if step % trace_every == 0:
             trace.append(float(elbo.mean()))
+        if not (np.isfinite(elbo).all() and np.isfinite(dlogvar).all() and np.isfinite(dmu).all()):
+            raise FloatingPointError(f"q's ELBO or its gradient became non-finite at step {step + 1} with "
+                                     f"lr={lr} (q kept its values from before that step); lower the "
+                                     f"learning rate, or check logvar's range.")
         opt.step(q, {"mu": -dmu, "logvar": -dlogvar})             # Adam descends -ELBO
-        if not np.all(np.isfinite(q["logvar"])):
-            raise FloatingPointError(f"q's log-variance became non-finite at step {step + 1} with "
-                                     f"lr={lr}; lower the learning rate.")
     final = elbo_of_q(model, X, q["mu"], q["logvar"], n_samples=eval_samples, seed=seed + 1)
     return LocalPosteriors(q["mu"].astype(np.float64), q["logvar"].astype(np.float64), final,
                            steps, trace, trace_every)
@@ -145,4 +149,6 @@ def split_gap(log_px: np.ndarray, elbo_optimal: np.ndarray, elbo_encoder: np.nda
     arrays = [np.asarray(a, dtype=np.float64) for a in (log_px, elbo_optimal, elbo_encoder)]
     if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 1:
         raise ValueError(f"expected three (N,) arrays of the same N, got shapes {[a.shape for a in arrays]}.")
+    if arrays[0].size == 0 or any(np.isnan(a).any() for a in arrays):
+        raise ValueError("split_gap needs at least one example and no NaN in log_px, elbo_optimal, elbo_encoder.")
     return GapSplit(*(float(a.mean()) for a in arrays))

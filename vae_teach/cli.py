@@ -19,21 +19,50 @@ import time
 from pathlib import Path
 
 
-def _write_npz_atomically(path: Path, arrays: dict) -> None:
-    import numpy as np
-
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+RUN_FILES = ("params.npz", "summary.json", "history.json")
+"""What ``train`` writes that marks a folder as holding a run."""
 
 
 def _save_figure(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    from vae_teach.files import atomic_path
+
+    try:
+        with atomic_path(path, suffix=path.suffix) as tmp:
+            fig.savefig(tmp, dpi=100, bbox_inches="tight", format=path.suffix.lstrip("."))
+    finally:
+        plt.close(fig)
+
+
+def _check_train_args(args) -> None:
+    """The numbers of ``train``, checked before any data is loaded or anything written."""
+    import math
+
+    for flag, value, minimum in (("--epochs", args.epochs, 0), ("--batch-size", args.batch_size, 1),
+                                 ("--samples", args.samples, 1), ("--eval-k", args.eval_k, 0),
+                                 ("--latent-dim", args.latent_dim, 1), ("--seed", args.seed, 0)):
+        if value < minimum:
+            raise ValueError(f"{flag} must be >= {minimum}, got {value}.")
+    if any(h < 1 for h in args.hidden):
+        raise ValueError(f"--hidden sizes must be >= 1, got {args.hidden}.")
+    for flag, value in (("--lr", args.lr), ("--l2", args.l2), ("--output-logvar", args.output_logvar)):
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{flag} must be a finite number, got {value}.")
+    if args.lr is not None and args.lr <= 0:
+        raise ValueError(f"--lr must be > 0 (a step size; try 1e-3), got {args.lr}.")
+    if args.l2 < 0:
+        raise ValueError(f"--l2 must be >= 0 (a weight decay), got {args.l2}.")
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse to overwrite a folder holding a run unless ``--force``; refuse a file."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; choose another --out.")
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if existing and not force:
+        raise ValueError(f"--out {out} already holds a run ({', '.join(existing)}); pass --force to "
+                         f"overwrite it, or choose another --out.")
 
 
 def cmd_train(args) -> int:
@@ -55,14 +84,16 @@ def cmd_train(args) -> int:
         dataset_elbo,
         importance_sampled_log_likelihood,
     )
+    from vae_teach.files import save_npz, write_text_atomically
     from vae_teach.interface import VAEConfig
     from vae_teach.threads import limit_threads
 
+    _check_train_args(args)
     if args.likelihood != "bernoulli" and args.binarize in ("static", "dynamic"):
         raise ValueError(f"--likelihood {args.likelihood} is a density on [0, 1], but --binarize "
                          f"{args.binarize} makes the pixels 0 or 1; use --binarize dequantize (or none).")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_out(out, args.force)
     data = load_dataset(args.dataset, path=args.data_path, download=args.download)
     config = VAEConfig(input_dim=data.X_train.shape[1], hidden_dims=tuple(args.hidden),
                        latent_dim=args.latent_dim, activation=args.activation, scale=args.scale,
@@ -91,8 +122,9 @@ def cmd_train(args) -> int:
     levels = 256 if args.binarize == "dequantize" else None
     is_density = not (args.likelihood == "bernoulli" and args.binarize in (None, "dequantize"))
 
-    params = model.get_params()
-    _write_npz_atomically(out / "params.npz", params)
+    # Each file is written whole (a temporary file, then renamed), params last of the three
+    # the explorer reads: an interrupted run leaves the previous files as they were.
+    out.mkdir(parents=True, exist_ok=True)
     history.save(out / "history.json")
     summary = {
         "backend": args.backend, "dataset": data.name, "config": config.to_dict(),
@@ -109,7 +141,8 @@ def cmd_train(args) -> int:
             "k": log_px.k, "nats_per_image": log_px.mean, "standard_error": log_px.standard_error,
             "bits_per_dim": bits_per_dim(log_px.mean, config.input_dim, levels) if is_density else None},
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_text_atomically(out / "summary.json", json.dumps(summary, indent=1))
+    save_npz(out / "params.npz", model.get_params())
 
     _save_figure(plotting.loss_curves({args.backend: history}), out / "loss_curves.png")
     _save_figure(plotting.reconstructions(model, X_test[:10], data.image_shape), out / "reconstructions.png")
@@ -217,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", required=True, help="output folder")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--force", action="store_true",
+                       help="overwrite a run already in --out (params.npz, summary.json, history.json)")
     train.set_defaults(func=cmd_train)
 
     datasets = sub.add_parser("datasets", help="list each dataset and where it was found, or why not")
@@ -248,8 +283,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, ImportError, FloatingPointError) as exc:
-        # Bad input and missing data or packages: say what was wrong, no traceback.
+    except (FileNotFoundError, ValueError, TypeError, ImportError, FloatingPointError) as exc:
+        # Bad input, missing data or packages, a diverged run: say what was wrong, no traceback.
         print(f"vae-teach {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

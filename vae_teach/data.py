@@ -41,7 +41,6 @@ import importlib.util
 import os
 import re
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -49,6 +48,9 @@ from pathlib import Path
 
 import numpy as np
 import pooch
+
+from vae_teach import checks
+from vae_teach.files import write_bytes_atomically
 
 ENV_VAR = "VAE_TEACH_DATA"
 """Environment variable naming a folder with one sub-folder per dataset."""
@@ -279,21 +281,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
     payload = header + np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).tobytes()
     if path.suffix == ".gz":
         payload = gzip.compress(payload, mtime=0)
-    _write_atomically(path, payload)
+    write_bytes_atomically(path, payload)
     return path
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -------------------------------------------------------------------- lookup
@@ -612,7 +601,9 @@ def binarize_static(X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
 
     Parameters: X: (N, D) in [0, 1]. Returns: (N, D) float32 of 0.0 and 1.0.
     """
-    X = _check_unit(X)
+    X = checks.unit_interval(X, "X", "binarize_static")
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must be in [0, 1] (a pixel intensity), got {threshold}.")
     return (X > threshold).astype(np.float32)
 
 
@@ -622,7 +613,7 @@ def binarize_dynamic(X: np.ndarray, rng: np.random.Generator | int) -> np.ndarra
     Parameters: X: (N, D) in [0, 1]; rng: a Generator (advanced) or a seed.
     Returns: (N, D) float32 of 0.0 and 1.0 whose mean is X in expectation.
     """
-    X = _check_unit(X)
+    X = checks.unit_interval(X, "X", "binarize_dynamic")
     rng = np.random.default_rng(rng)
     return (rng.random(X.shape, dtype=np.float32) < X).astype(np.float32)
 
@@ -650,7 +641,8 @@ def quantized_levels(X: np.ndarray, levels: int = 256) -> np.ndarray:
     0 .. levels - 1. Raises ValueError for values between levels (data already
     dequantised or rescaled), which dequantising would silently smear.
     """
-    X = _check_unit(X)
+    X = checks.unit_interval(X, "X", "dequantize")
+    checks.count(levels, "levels", minimum=2)
     k = np.rint(X * (levels - 1))
     if X.size and np.max(np.abs(X * (levels - 1) - k)) > 1e-3:
         kind = f"{levels.bit_length() - 1}-bit" if levels & (levels - 1) == 0 else f"{levels}-level"
@@ -659,17 +651,6 @@ def quantized_levels(X: np.ndarray, levels: int = 256) -> np.ndarray:
             f"values lie between levels; was the data already dequantised or rescaled?"
         )
     return k
-
-
-def _check_unit(X: np.ndarray) -> np.ndarray:
-    """X as an array, after checking its values lie in [0, 1]."""
-    X = np.asarray(X)
-    if X.size and (X.min() < 0 or X.max() > 1):
-        raise ValueError(
-            f"expected pixel intensities in [0, 1], got values in "
-            f"[{X.min()}, {X.max()}]; divide 0..255 images by 255 first"
-        )
-    return X
 
 
 def load_dataset(

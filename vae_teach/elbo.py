@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vae_teach import checks
 from vae_teach.interface import LIKELIHOODS
 
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -35,10 +36,9 @@ def gaussian_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
 
     KL = 1/2 * sum_l (sigma_l^2 + mu_l^2 - 1 - log sigma_l^2).
 
-    Parameters: mu, logvar: (..., L). Returns: (...,) nats, always >= 0.
+    Parameters: mu, logvar: (..., L), the same shape. Returns: (...,) nats, always >= 0.
     """
-    mu = np.asarray(mu)
-    logvar = np.asarray(logvar)
+    mu, logvar = checks.gaussian_params(mu, logvar)
     return 0.5 * np.sum(np.exp(logvar) + mu * mu - 1.0 - logvar, axis=-1)
 
 
@@ -65,15 +65,36 @@ def bernoulli_log_likelihood(X: np.ndarray, logits: np.ndarray) -> np.ndarray:
     Parameters: X: (N, D) in [0, 1]; logits: (..., N, D) (broadcasts over
     a leading sample axis). Returns: (..., N) nats.
     """
+    X, logits = _data_and_logits(X, logits, "bernoulli")
     return np.sum(X * logits - softplus(logits), axis=-1)
+
+
+def _data_and_logits(X, logits, likelihood: str) -> tuple[np.ndarray, np.ndarray]:
+    """X (N, D) in the likelihood's range and logits (..., N, D) ending in X's shape, both finite."""
+    X = checks.images(X, "X", likelihood=likelihood)
+    logits = checks.finite(checks.numeric_array(logits, "logits"), "logits")
+    if logits.shape[-2:] != X.shape:
+        raise ValueError(f"logits must have shape (..., N, D) ending in X's shape {X.shape}, got "
+                         f"{checks.describe(logits)}: one logit per pixel of every image (nothing is "
+                         f"broadcast).")
+    return X, logits
 
 
 def gaussian_log_likelihood(X: np.ndarray, mean: np.ndarray, logvar) -> np.ndarray:
     """log N(x; mean, diag(exp(logvar))), summed over the last axis.
 
-    Parameters: X: (..., D); mean: (..., D); logvar: scalar or (..., D).
-    Returns: (...,) nats.
+    Parameters: X: (..., D); mean: scalar or (..., D); logvar: scalar or (..., D);
+    leading axes broadcast, the last (D) must match. Any real X: a Gaussian is a
+    density on every real number. Returns: (...,) nats.
     """
+    X = checks.finite(checks.numeric_array(X, "X"), "X")
+    if X.ndim < 1:
+        raise ValueError(f"X must be (..., D), got {checks.describe(X)}.")
+    for name, A in (("mean", mean), ("logvar", logvar)):
+        A = checks.finite(checks.numeric_array(A, name), name)
+        if A.ndim and A.shape[-1] != X.shape[-1]:
+            raise ValueError(f"{name} must be a scalar or (..., D) with D = {X.shape[-1]} as X, got "
+                             f"{checks.describe(A)}.")
     logvar = np.asarray(logvar, dtype=np.result_type(_float_array(X), _float_array(mean)))
     sq = (X - mean) ** 2
     per_dim = -0.5 * (LOG_2PI + logvar + sq * np.exp(-logvar))
@@ -124,6 +145,7 @@ def continuous_bernoulli_log_likelihood(X: np.ndarray, logits: np.ndarray) -> np
 
     Parameters: X: (N, D) in [0, 1]; logits: (..., N, D). Returns: (..., N) nats.
     """
+    X, logits = _data_and_logits(X, logits, "continuous-bernoulli")
     return np.sum(X * logits - softplus(logits) + continuous_bernoulli_log_normalizer(logits), axis=-1)
 
 
@@ -168,8 +190,11 @@ def log_likelihood(X: np.ndarray, logits: np.ndarray, likelihood: str = "bernoul
     log N(x; sigmoid(a), exp(logvar)) (logvar: scalar or (D,)); "continuous-
     bernoulli": the Bernoulli formula plus log C(a). Defined in notebook 07.
 
-    Parameters: X: (N, D); logits: (..., N, D). Returns: (..., N) nats.
+    Parameters: X: (N, D), in [0, 1] for the Bernoulli likelihoods, any real for the
+    Gaussian; logits: (..., N, D). Returns: (..., N) nats.
     """
+    checks.choice(likelihood, "likelihood", LIKELIHOODS)
+    X, logits = _data_and_logits(X, logits, likelihood)
     if likelihood == "bernoulli":
         return bernoulli_log_likelihood(X, logits)
     if likelihood in ("gaussian", "gaussian-learned"):
@@ -181,6 +206,7 @@ def log_likelihood(X: np.ndarray, logits: np.ndarray, likelihood: str = "bernoul
 
 def likelihood_mean(logits: np.ndarray, likelihood: str = "bernoulli") -> np.ndarray:
     """E[x | z] from the logits: sigmoid(a), except the continuous Bernoulli's own mean."""
+    checks.choice(likelihood, "likelihood", LIKELIHOODS)
     if likelihood == "continuous-bernoulli":
         return continuous_bernoulli_mean(logits)
     if likelihood in LIKELIHOODS:
@@ -190,6 +216,7 @@ def likelihood_mean(logits: np.ndarray, likelihood: str = "bernoulli") -> np.nda
 
 def standard_normal_log_density(Z: np.ndarray) -> np.ndarray:
     """log N(z; 0, I): (..., L) -> (...,) nats. The prior p(z)."""
+    Z = checks.finite(checks.numeric_array(Z, "Z"), "Z")
     return gaussian_log_likelihood(Z, 0.0, 0.0)
 
 
@@ -199,6 +226,11 @@ def reparameterize(mu: np.ndarray, logvar: np.ndarray, eps: np.ndarray) -> np.nd
     Parameters: mu, logvar: (N, L); eps: (N, L) or (K, N, L) standard normal.
     Returns: Z with eps's shape.
     """
+    mu, logvar = checks.gaussian_params(mu, logvar)
+    eps = checks.finite(checks.numeric_array(eps, "eps"), "eps")
+    if eps.shape[-mu.ndim:] != mu.shape or eps.ndim not in (mu.ndim, mu.ndim + 1):
+        raise ValueError(f"eps must be (N, L) or (K, N, L) ending in mu's shape {mu.shape}, got "
+                         f"{checks.describe(eps)}.")
     return mu + np.exp(0.5 * logvar) * eps
 
 
@@ -212,9 +244,10 @@ def elbo_estimate(X, mu, logvar, eps, decode_logits, likelihood: str = "bernoull
     decode_logits: callable (M, L) -> (M, D) logits; likelihood, output_logvar:
     as for :func:`log_likelihood`. Returns: (N,) nats.
     """
-    eps = np.asarray(eps)
-    if eps.ndim == 2:
-        eps = eps[None]
+    checks.choice(likelihood, "likelihood", LIKELIHOODS)
+    X = checks.images(X, "X", likelihood=likelihood)
+    mu, logvar = checks.gaussian_params(mu, logvar, len(X), np.shape(mu)[-1] if np.ndim(mu) == 2 else None)
+    eps = checks.noise(eps, *mu.shape)
     K, N, L = eps.shape
     Z = reparameterize(mu, logvar, eps)                      # (K, N, L)
     logits = decode_logits(Z.reshape(K * N, L)).reshape(K, N, -1)
@@ -228,6 +261,14 @@ def log_importance_weights(log_px_given_z, Z, mu, logvar) -> np.ndarray:
     Parameters: log_px_given_z: (K, N); Z: (K, N, L); mu, logvar: (N, L).
     Returns: (K, N) nats.
     """
+    mu, logvar = checks.gaussian_params(mu, logvar)
+    if mu.ndim != 2:
+        raise ValueError(f"mu and logvar must be (N, L), got {checks.describe(mu)}.")
+    Z = checks.noise(Z, *mu.shape, name="Z")
+    log_px_given_z = checks.finite(checks.numeric_array(log_px_given_z, "log_px_given_z"), "log_px_given_z")
+    if log_px_given_z.shape != Z.shape[:2]:
+        raise ValueError(f"log_px_given_z must be (K, N) = {Z.shape[:2]}, one per sample of Z, got "
+                         f"{checks.describe(log_px_given_z)}.")
     log_prior = standard_normal_log_density(Z)
     log_q = gaussian_log_likelihood(Z, mu, logvar)
     return log_px_given_z + log_prior - log_q
@@ -243,6 +284,12 @@ def logsumexp(a: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.squeeze(out, axis=axis)
 
 
+def log_mean_exp(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """log mean exp(a) along ``axis``, by :func:`logsumexp`: the IWAE bound's formula, unchecked."""
+    a = np.asarray(a)
+    return logsumexp(a, axis=axis) - np.log(a.shape[axis])
+
+
 def softmax(a: np.ndarray, axis: int = 0) -> np.ndarray:
     """exp(a) / sum exp(a) along ``axis``: the normalised importance weights w~ of lesson 08."""
     a = np.asarray(a)
@@ -256,5 +303,4 @@ def iwae_bound(log_weights: np.ndarray) -> np.ndarray:
     Parameters: log_weights: (K, N). Returns: (N,) nats. K = 1 gives the ELBO
     (with a Monte Carlo KL); the bound rises towards log p(x) as K grows.
     """
-    log_weights = np.asarray(log_weights)
-    return logsumexp(log_weights, axis=0) - np.log(log_weights.shape[0])
+    return log_mean_exp(checks.log_weights(log_weights), axis=0)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vae_teach import checks
 from vae_teach.elbo import gaussian_kl, log_importance_weights
 from vae_teach.interface import VAEModel, draw_noise
 
@@ -29,9 +30,13 @@ def bits_per_dim(log_likelihood_nats, input_dim: int, levels: int | None = None)
     Parameters: log_likelihood_nats: a float or array (nats per image);
     input_dim: D. Returns: the same shape, bits per dimension.
     """
-    bits = -np.asarray(log_likelihood_nats, dtype=np.float64) / (input_dim * LOG_2)
+    checks.count(input_dim, "input_dim")
+    nats = checks.numeric_array(log_likelihood_nats, "log_likelihood_nats", np.float64)
+    if np.isnan(nats).any():
+        raise ValueError("log_likelihood_nats has NaN entries: check the model and the data are finite.")
+    bits = -nats / (input_dim * LOG_2)
     if levels is not None:
-        if levels < 2:
+        if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 2:
             raise ValueError(f"levels must be >= 2 (256 for 8-bit images), got {levels}.")
         bits = bits + np.log2(levels)
     return bits if bits.ndim else float(bits)
@@ -40,9 +45,10 @@ def bits_per_dim(log_likelihood_nats, input_dim: int, levels: int | None = None)
 def dataset_elbo(model: VAEModel, X: np.ndarray, n_samples: int = 1, seed: int = 0,
               batch_size: int = 1000) -> np.ndarray:
     """Per-example ELBO of ``X`` (N, D), in nats: (N,). Batch b uses noise seed ``seed + b``."""
-    X = np.asarray(X)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    X = checks.model_images(model, X)
+    checks.count(n_samples, "n_samples")
+    checks.seed(seed)
+    checks.count(batch_size, "batch_size")
     parts = [model.elbo(X[i:i + batch_size], n_samples=n_samples, seed=seed + b)
              for b, i in enumerate(range(0, len(X), batch_size))]
     return np.concatenate(parts).astype(np.float64)
@@ -110,16 +116,20 @@ def _log_weight_chunks(model, X, k, seed, batch_size, samples_per_chunk, proposa
     Example i (its index in X) draws its eps from np.random.default_rng((seed, i)),
     chunk after chunk, so its samples do not depend on the batching.
     """
-    X = np.asarray(X)
-    if k < 1 or batch_size < 1 or samples_per_chunk < 1:
-        raise ValueError(f"k, batch_size and samples_per_chunk must be >= 1, got {k}, {batch_size}, "
-                         f"{samples_per_chunk}.")
+    X = checks.model_images(model, X)
+    for value, name in ((k, "k"), (batch_size, "batch_size"), (samples_per_chunk, "samples_per_chunk")):
+        checks.count(value, name)
+    checks.seed(seed)
     L = model.latent_dim
     if proposal is not None:
-        proposal = tuple(np.asarray(a, dtype=np.float64) for a in proposal)
-        if len(proposal) != 2 or any(a.shape != (len(X), L) for a in proposal):
+        if not isinstance(proposal, (tuple, list)) or len(proposal) != 2:
             raise ValueError(f"proposal must be (mu, logvar), each of shape (N, L) = ({len(X)}, {L}), "
-                             f"got shapes {[np.shape(a) for a in proposal]}.")
+                             f"got {type(proposal).__name__} of length {len(proposal)}.")
+        try:
+            proposal = checks.gaussian_params(*proposal, len(X), L, dtype=np.float64)
+        except ValueError as error:
+            raise ValueError(f"proposal must be (mu, logvar), each of shape (N, L) = ({len(X)}, {L}): "
+                             f"{error}") from None
 
     def chunks(start):
         X_b = X[start:start + batch_size]
@@ -150,11 +160,8 @@ def elbo_of_q(model: VAEModel, X: np.ndarray, mu: np.ndarray, logvar: np.ndarray
     per-example optimised posteriors with it.
     Inputs: X: (N, D); mu, logvar: (N, L). Returns: (N,) nats.
     """
-    X = np.asarray(X)
-    mu, logvar = np.asarray(mu, dtype=np.float64), np.asarray(logvar, dtype=np.float64)
-    if mu.shape != (len(X), model.latent_dim) or logvar.shape != mu.shape:
-        raise ValueError(f"mu and logvar must both have shape (N, L) = ({len(X)}, {model.latent_dim}), "
-                         f"got {mu.shape} and {logvar.shape}.")
+    X = checks.model_images(model, X)
+    mu, logvar = checks.gaussian_params(mu, logvar, len(X), model.latent_dim, dtype=np.float64)
     eps = draw_noise(seed, n_samples, len(X), model.latent_dim)                 # (K, N, L)
     Z = mu + np.exp(0.5 * logvar) * eps
     X_rep = np.broadcast_to(X, (n_samples,) + X.shape).reshape(n_samples * len(X), -1)

@@ -30,6 +30,7 @@ exp(out_logvar), learned) and "continuous-bernoulli" (shape sigmoid(a)).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
@@ -139,9 +140,19 @@ def draw_noise(seed: int, n_samples: int, n: int, latent_dim: int, dtype=np.floa
 
 
 def check_params(config: VAEConfig, params: dict[str, np.ndarray]) -> None:
-    """Raise a ValueError naming every missing, extra or misshapen parameter."""
+    """Raise a ValueError naming every missing, extra, misshapen or non-finite parameter
+    (with the shape expected and the shape got); a TypeError if ``params`` is not a dict of arrays."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a dict of arrays by the shared names (as get_params() returns), "
+                        f"got {type(params).__name__}.")
     expected = param_shapes(config)
     problems = []
+    for name, value in params.items():
+        value = np.asarray(value)
+        if value.dtype.kind not in "iuf":
+            raise TypeError(f"parameter {name!r} must be an array of numbers, got dtype {value.dtype}.")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            problems.append(f"{name!r} has NaN or infinite entries (weights of a diverged run?)")
     for name in expected.keys() - params.keys():
         problems.append(f"missing {name!r} (expected shape {expected[name]})")
     for name in params.keys() - expected.keys():

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vae_teach import checks
 from vae_teach.elbo import LOG_2PI, gaussian_kl, gaussian_log_likelihood
 from vae_teach.interface import VAEConfig, check_params, draw_noise
 
@@ -39,13 +40,16 @@ def _q_cov(q_logvar, q_cov, n: int, L: int) -> np.ndarray:
     if (q_logvar is None) == (q_cov is None):
         raise ValueError("give exactly one of q_logvar (N, L), a diagonal q, or q_cov (L, L) or (N, L, L).")
     if q_logvar is not None:
-        var = np.exp(np.asarray(q_logvar, dtype=np.float64))
-        var = np.broadcast_to(var, (n, L))
+        q_logvar = checks.finite(checks.numeric_array(q_logvar, "q_logvar", np.float64), "q_logvar")
+        if q_logvar.shape != (n, L):
+            raise ValueError(f"q_logvar must be (N, L) = ({n}, {L}), one log-variance per example and latent "
+                             f"dimension, got {checks.describe(q_logvar)}; nothing is broadcast.")
+        var = np.exp(q_logvar)
         cov = np.zeros((n, L, L))
         idx = np.arange(L)
         cov[:, idx, idx] = var
         return cov
-    q_cov = np.asarray(q_cov, dtype=np.float64)
+    q_cov = checks.finite(checks.numeric_array(q_cov, "q_cov", np.float64), "q_cov")
     if q_cov.shape not in ((L, L), (n, L, L)):
         raise ValueError(f"q_cov must be ({L}, {L}) or ({n}, {L}, {L}), got {q_cov.shape}.")
     return np.broadcast_to(q_cov, (n, L, L))
@@ -90,19 +94,19 @@ class LinearGaussian:
     """
 
     def __init__(self, W, b, noise_var: float):
-        self.W = np.array(W, dtype=np.float64, ndmin=2)
-        self.b = np.array(b, dtype=np.float64).reshape(-1)
-        self.noise_var = float(noise_var)
-        if self.W.ndim != 2 or self.W.shape[1] != self.b.shape[0]:
+        self.W = np.array(checks.finite(checks.numeric_array(W, "W"), "W"), dtype=np.float64, ndmin=2)
+        self.b = np.array(checks.finite(checks.numeric_array(b, "b"), "b"), dtype=np.float64)
+        if self.W.ndim != 2 or self.b.ndim != 1 or self.W.shape[1] != self.b.shape[0]:
             raise ValueError(f"W must be (L, D) and b (D,), got W {self.W.shape} and b {self.b.shape}.")
-        if not self.noise_var > 0:
-            raise ValueError(f"noise_var must be > 0, got {noise_var}.")
+        self.noise_var = checks.positive(noise_var, "noise_var")
 
     # ----- construction ---------------------------------------------------
     @classmethod
     def random(cls, input_dim: int, latent_dim: int, noise_var: float = 0.25, seed: int = 0) -> LinearGaussian:
         """A model with W and b drawn from N(0, 1), seeded. Its posterior covariance is not diagonal."""
-        rng = np.random.default_rng(seed)
+        checks.count(input_dim, "input_dim")
+        checks.count(latent_dim, "latent_dim")
+        rng = np.random.default_rng(checks.seed(seed))
         return cls(rng.standard_normal((latent_dim, input_dim)), rng.standard_normal(input_dim), noise_var)
 
     @classmethod
@@ -115,8 +119,10 @@ class LinearGaussian:
         fixed to the identity), so W W^T is diagonal and so is the posterior
         covariance. Needs lam_L > noise_var.
         """
-        X = np.asarray(X, dtype=np.float64)
+        X = checks.matrix(X, "X", dtype=np.float64)
         N, D = X.shape
+        if N < 2:
+            raise ValueError(f"fit_ppca needs at least 2 rows of X to estimate a covariance, got {X.shape}.")
         if not 0 < latent_dim < D:
             raise ValueError(f"latent_dim must be in 1..{D - 1}, got {latent_dim}.")
         b = X.mean(axis=0)
@@ -152,19 +158,43 @@ class LinearGaussian:
 
     def decode(self, Z) -> np.ndarray:
         """The likelihood's mean: Z (..., L) -> X_mean (..., D) = Z @ W + b."""
-        return np.asarray(Z, dtype=np.float64) @ self.W + self.b
+        return self._latents(Z) @ self.W + self.b
+
+    # ----- input checks (vae_teach.checks) ----------------------------
+    def _data(self, X, name: str = "X") -> np.ndarray:
+        """X (N, D) of this model's D, finite, any real (a Gaussian's data), float64."""
+        return checks.matrix(X, name, self.input_dim, "pixels (the model's D)", np.float64)
+
+    def _latents(self, Z, name: str = "Z") -> np.ndarray:
+        """Z (..., L), finite, float64."""
+        Z = checks.finite(checks.numeric_array(Z, name, np.float64), name)
+        if Z.ndim < 1 or Z.shape[-1] != self.latent_dim:
+            raise ValueError(f"{name} must be (..., L) with L = {self.latent_dim} (the model's latent_dim), "
+                             f"got {checks.describe(Z)}.")
+        return Z
+
+    def _data_and_latents(self, X, Z) -> tuple[np.ndarray, np.ndarray]:
+        """X (N, D) and Z (..., N, L), one row of Z per row of X; or one image X (1, D) scored
+        against every code (the gradient estimators' use). Nothing else is broadcast."""
+        X, Z = self._data(X), self._latents(Z)
+        if Z.ndim < 2 or (Z.shape[-2] != len(X) and len(X) != 1):
+            raise ValueError(f"Z must be (..., N, L) with N = {len(X)} as X (one code per image), got "
+                             f"{checks.describe(Z)}; X has shape {X.shape}.")
+        return X, Z
 
     def log_likelihood(self, X, Z) -> np.ndarray:
         """log p(x | z) = log N(x; z W + b, s^2 I): X (N, D), Z (..., N, L) -> (..., N) nats."""
-        return gaussian_log_likelihood(np.asarray(X, np.float64), self.decode(Z), np.log(self.noise_var))
+        X, Z = self._data_and_latents(X, Z)
+        return gaussian_log_likelihood(X, self.decode(Z), np.log(self.noise_var))
 
     def log_likelihood_grad(self, X, Z) -> np.ndarray:
         """d log p(x | z) / dz = (x - z W - b) W^T / s^2: X (N, D), Z (..., N, L) -> (..., N, L)."""
-        return (np.asarray(X, np.float64) - self.decode(Z)) @ self.W.T / self.noise_var
+        X, Z = self._data_and_latents(X, Z)
+        return (X - self.decode(Z)) @ self.W.T / self.noise_var
 
     def log_joint(self, X, Z) -> np.ndarray:
         """log p(x, z) = log p(x | z) + log N(z; 0, I): X (N, D), Z (..., N, L) -> (..., N)."""
-        return self.log_likelihood(X, Z) + gaussian_log_likelihood(np.asarray(Z, np.float64), 0.0, 0.0)
+        return self.log_likelihood(X, Z) + gaussian_log_likelihood(self._latents(Z), 0.0, 0.0)
 
     # ----- exact inference --------------------------------------------------
     def marginal_cov(self) -> np.ndarray:
@@ -181,7 +211,7 @@ class LinearGaussian:
         Only L x L matrices are factorised: log det C = D log s^2 + log det Lambda, and
         r C^-1 r = (|r|^2 - |chol(Lambda)^-1 W r / s^2|^2 s^2) / s^2 with r = x - b.
         """
-        R = np.asarray(X, np.float64) - self.b                 # (N, D)
+        R = self._data(X) - self.b                             # (N, D)
         s2, D = self.noise_var, self.input_dim
         chol = np.linalg.cholesky(self.posterior_precision())  # (L, L)
         proj = np.linalg.solve(chol, (R @ self.W.T).T / s2).T  # (N, L)
@@ -196,7 +226,7 @@ class LinearGaussian:
         """
         cov = np.linalg.inv(self.posterior_precision())
         cov = 0.5 * (cov + cov.T)
-        mean = (np.asarray(X, np.float64) - self.b) @ self.W.T @ cov / self.noise_var
+        mean = (self._data(X) - self.b) @ self.W.T @ cov / self.noise_var
         return mean, cov
 
     def mean_field_posterior(self, X) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +247,8 @@ class LinearGaussian:
         = -D/2 log(2 pi s^2) - (|x - b - q_mu W|^2 + tr(W W^T cov)) / (2 s^2).
         Give the covariance as q_logvar (N, L) (diagonal) or q_cov ((L, L) or (N, L, L)).
         """
-        X, q_mu = np.asarray(X, np.float64), np.asarray(q_mu, np.float64)
+        X = self._data(X)
+        q_mu = self._q_mu(q_mu, len(X))
         cov = _q_cov(q_logvar, q_cov, len(X), self.latent_dim)
         s2, D = self.noise_var, self.input_dim
         resid = X - self.decode(q_mu)                         # (N, D)
@@ -230,16 +261,19 @@ class LinearGaussian:
         d/dmu = (x - b - mu W) W^T / s^2; d/dlogvar_l = -(W W^T)_ll exp(logvar_l) / (2 s^2).
         Inputs: X (N, D), q_mu and q_logvar (N, L). Returns: two (N, L) arrays.
         """
-        q_mu, q_logvar = np.asarray(q_mu, np.float64), np.asarray(q_logvar, np.float64)
+        X = self._data(X)
+        q_mu, q_logvar = checks.gaussian_params(q_mu, q_logvar, len(X), self.latent_dim, ("q_mu", "q_logvar"),
+                                                np.float64)
         g_mu = self.log_likelihood_grad(X, q_mu)
         g_logvar = -np.diag(self.W @ self.W.T) * np.exp(q_logvar) / (2 * self.noise_var)
         return g_mu, np.broadcast_to(g_logvar, q_mu.shape).copy()
 
     def kl_to_prior(self, q_mu, q_logvar=None, q_cov=None) -> np.ndarray:
         """KL(q || p(z)) = 1/2 (tr cov + |q_mu|^2 - L - log det cov): (N,) nats."""
-        q_mu = np.asarray(q_mu, np.float64)
+        q_mu = self._q_mu(q_mu)
         if q_logvar is not None and q_cov is None:
-            return gaussian_kl(q_mu, np.broadcast_to(q_logvar, q_mu.shape))
+            return gaussian_kl(*checks.gaussian_params(q_mu, q_logvar, len(q_mu), self.latent_dim,
+                                                       ("q_mu", "q_logvar")))
         cov = _q_cov(q_logvar, q_cov, len(q_mu), self.latent_dim)
         return 0.5 * (np.trace(cov, axis1=1, axis2=2) + np.sum(q_mu * q_mu, axis=1)
                       - self.latent_dim - _logdet(cov))
@@ -257,10 +291,18 @@ class LinearGaussian:
 
         Inputs: X (N, D); q_mu (N, L); q_cov ((L, L) or (N, L, L)) or q_logvar (N, L).
         """
-        q_mu = np.asarray(q_mu, np.float64)
+        X = self._data(X)
+        q_mu = self._q_mu(q_mu, len(X))
         cov = _q_cov(q_logvar, q_cov, len(q_mu), self.latent_dim)
         mean, post_cov = self.posterior(X)
         return gaussian_kl_full(q_mu, cov, mean, post_cov)
+
+    def _q_mu(self, q_mu, n: int | None = None) -> np.ndarray:
+        """q's means, (N, L) with N = n (the rows of X) if given, finite, float64."""
+        q_mu = checks.latents(q_mu, "q_mu", self.latent_dim, np.float64)
+        if n is not None and len(q_mu) != n:
+            raise ValueError(f"q_mu must have one row per row of X, N = {n}, got {checks.describe(q_mu)}.")
+        return q_mu
 
     def as_vae(self) -> LinearGaussianVAE:
         """This model, with its best amortised diagonal encoder, behind the protocol."""
@@ -284,7 +326,9 @@ class LinearGaussianVAE:
 
     def __init__(self, model: LinearGaussian):
         self.model = model
-        self.config = VAEConfig(input_dim=model.input_dim, hidden_dims=(), latent_dim=model.latent_dim)
+        # A Gaussian likelihood: its data may be any real numbers (not only pixels in [0, 1]).
+        self.config = VAEConfig(input_dim=model.input_dim, hidden_dims=(), latent_dim=model.latent_dim,
+                                likelihood="gaussian", output_logvar=float(np.log(model.noise_var)))
         self.params = self.optimal_encoder_params(model)
         self.params.update(out_W=model.W.copy(), out_b=model.b.copy())
 
@@ -303,24 +347,26 @@ class LinearGaussianVAE:
 
     def encode(self, X) -> tuple[np.ndarray, np.ndarray]:
         """X (N, D) -> mu, logvar (N, L), (N, L)."""
-        X = np.asarray(X, np.float64)
+        X = self.model._data(X)
         p = self.params
         return X @ p["mu_W"] + p["mu_b"], X @ p["logvar_W"] + p["logvar_b"]
 
     def decode(self, Z) -> np.ndarray:
         """Z (N, L) -> X_mean (N, D) = Z @ out_W + out_b, the Gaussian likelihood's mean."""
-        return self.model.decode(Z)
+        return self.model.decode(checks.latents(Z, "Z", self.latent_dim))
 
     def log_likelihood(self, X, Z) -> np.ndarray:
         """log p(x | z), Gaussian: (N, D), (N, L) -> (N,) nats."""
+        Z = checks.latents(Z, "Z", self.latent_dim)
         return self.model.log_likelihood(X, Z)
 
     def elbo(self, X, n_samples: int = 1, seed: int = 0) -> np.ndarray:
         """Monte Carlo ELBO with K = n_samples draws from ``draw_noise(seed, ...)``, analytic KL: (N,)."""
         mu, logvar = self.encode(X)
-        eps = draw_noise(seed, n_samples, len(mu), self.latent_dim)          # (K, N, L)
+        eps = draw_noise(checks.seed(seed), checks.count(n_samples, "n_samples"), len(mu),
+                         self.latent_dim)                                       # (K, N, L)
         Z = mu + np.exp(0.5 * logvar) * eps
-        return self.log_likelihood(X, Z).mean(axis=0) - gaussian_kl(mu, logvar)
+        return self.model.log_likelihood(X, Z).mean(axis=0) - gaussian_kl(mu, logvar)
 
     def exact_elbo(self, X) -> np.ndarray:
         """The same ELBO in closed form (the limit of ``elbo`` as n_samples grows): (N,)."""
@@ -332,7 +378,7 @@ class LinearGaussianVAE:
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Load encoder and decoder weights; the decoder's replace the model's W and b."""
-        params = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
         check_params(self.config, params)
+        params = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
         self.params = params
         self.model = LinearGaussian(params["out_W"], params["out_b"], self.model.noise_var)

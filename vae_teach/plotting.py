@@ -22,7 +22,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.ticker import MaxNLocator
-from scipy.stats import norm
 
 GRIDS = ("inverse_cdf", "linear")
 LOSS_CURVES_PER = ("epoch", "step")
@@ -337,6 +336,8 @@ def _grid_values(n, grid, span) -> np.ndarray:
     if n < 2:
         raise ValueError(f"a latent grid needs n >= 2 points a side, got {n}.")
     if grid == "inverse_cdf":
+        from scipy.stats import norm   # here, not at import: scipy.stats takes a second to import
+
         return norm.ppf((np.arange(n) + 0.5) / n)
     if grid == "linear":
         if not span > 0:

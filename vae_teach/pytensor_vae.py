@@ -61,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vae_teach import checks
 from vae_teach.elbo import LOG_2PI
 from vae_teach.evaluate import dataset_elbo
 from vae_teach.interface import VAEConfig, check_params, draw_noise, init_params
@@ -208,9 +209,7 @@ if _pytensor_if_imported() is None:
 
 
 def _check_objective(objective: str) -> None:
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}: \"elbo\" for the "
-                         f"K-sample ELBO, \"iwae\" for the importance-weighted bound (lesson 08).")
+    checks.choice(objective, "objective", OBJECTIVES)
 
 
 # ----- the model ---------------------------------------------------------
@@ -418,40 +417,40 @@ class PytensorVAE:
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Load weights (from any backend), cast to this model's dtype."""
-        params = {name: np.asarray(value) for name, value in params.items()}
         check_params(self.config, params)
+        params = {name: np.asarray(value) for name, value in params.items()}
         for name, value in params.items():
             self.params[name].set_value(value.astype(self.dtype, copy=True), borrow=True)
 
     def encode(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """X: (N, D) -> mu, logvar: (N, L), (N, L)."""
-        mu, logvar = self.function("encode")(self._as_array(X, self.config.input_dim))
+        mu, logvar = self.function("encode")(self._images(X))
         return mu, logvar
 
     def decode_logits(self, Z: np.ndarray) -> np.ndarray:
         """Z: (N, L) -> logits: (N, D), the decoder's output before the sigmoid."""
-        return self.function("decode_logits")(self._as_array(Z, self.latent_dim))
+        return self.function("decode_logits")(self._latents(Z))
 
     def decode(self, Z: np.ndarray) -> np.ndarray:
         """Z: (N, L) -> X_mean: (N, D), the likelihood's mean (``vae_teach.elbo.likelihood_mean``):
         sigmoid(logits), but the continuous Bernoulli's own mean."""
-        return self.function("decode")(self._as_array(Z, self.latent_dim))
+        return self.function("decode")(self._latents(Z))
 
     def log_likelihood(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
         """log p(x | z) under the config's likelihood: (N, D), (N, L) -> (N,) nats, from logits."""
-        X, Z = self._as_array(X, self.config.input_dim), self._as_array(Z, self.latent_dim)
-        if len(X) != len(Z):
-            raise ValueError(f"X and Z must have the same number of rows, got {len(X)} and {len(Z)}.")
+        X, Z = self._images(X), self._latents(Z)
+        checks.same_rows(X=X, Z=Z)
         return self.function("log_likelihood")(X, Z)
 
     def elbo(self, X: np.ndarray, n_samples: int = 1, seed: int = 0) -> np.ndarray:
         """Per-example ELBO in nats, with K = n_samples draws of z: (N,)."""
-        eps = draw_noise(seed, n_samples, len(X), self.latent_dim)
+        X = self._images(X)
+        eps = draw_noise(checks.seed(seed), checks.count(n_samples, "n_samples"), len(X), self.latent_dim)
         return self.elbo_with_noise(X, eps)
 
     def elbo_with_noise(self, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
         """Per-example ELBO for given noise: X (N, D), eps (K, N, L) -> (N,)."""
-        X = self._as_array(X, self.config.input_dim)
+        X = self._images(X)
         return self.function("elbo")(X, self._noise(eps, len(X)))
 
     def iwae_with_noise(self, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
@@ -459,7 +458,7 @@ class PytensorVAE:
 
         K = 1 gives the ELBO with a Monte Carlo KL. Defined in notebook 08.
         """
-        X = self._as_array(X, self.config.input_dim)
+        X = self._images(X)
         return self.function("iwae")(X, self._noise(eps, len(X)))
 
     def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo"
@@ -472,7 +471,7 @@ class PytensorVAE:
         Returns: loss (float), grads (dict, names and shapes as ``get_params``).
         """
         _check_objective(objective)
-        X = self._as_array(X, self.config.input_dim)
+        X = self._images(X)
         key = "loss_and_grads" if objective == "elbo" else "iwae_loss_and_grads"
         loss, *grads = self.function(key)(X, self._noise(eps, len(X)))
         return float(loss), dict(zip(self.params, grads))
@@ -494,20 +493,16 @@ class PytensorVAE:
         return TrainStep(self, optimizer, lr, l2, n_samples, self.seed if noise_seed is None else noise_seed,
                          options, objective)
 
-    # ----- input checks -------------------------------------------------
-    def _as_array(self, A, width: int) -> np.ndarray:
-        A = np.asarray(A, dtype=self.dtype)
-        if A.ndim != 2 or A.shape[1] != width:
-            raise ValueError(f"expected a 2-D array (N, {width}), got shape {A.shape}.")
-        return A
+    # ----- input checks (vae_teach.checks) ----------------------------
+    def _images(self, X, name: str = "X") -> np.ndarray:
+        """X (N, D) of this model's D, finite, in the likelihood's range, cast to the model's dtype."""
+        return checks.images(X, name, self.config.input_dim, self.config.likelihood, self.dtype)
+
+    def _latents(self, Z) -> np.ndarray:
+        return checks.latents(Z, "Z", self.latent_dim, self.dtype)
 
     def _noise(self, eps, n) -> np.ndarray:
-        eps = np.asarray(eps, dtype=self.dtype)
-        if eps.ndim == 2:
-            eps = eps[None]
-        if eps.ndim != 3 or eps.shape[1:] != (n, self.latent_dim):
-            raise ValueError(f"eps must have shape (K, N, L) = (K, {n}, {self.latent_dim}), got {eps.shape}.")
-        return eps
+        return checks.noise(eps, n, self.latent_dim, self.dtype)
 
 
 class TrainStep:
@@ -532,8 +527,11 @@ class TrainStep:
         if unknown:
             raise TypeError(f"{optimizer} takes no option(s) {sorted(unknown)}; it takes lr, l2"
                             + "".join(f", {k}" for k in OPTIMIZER_OPTIONS[optimizer]) + ".")
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+        checks.count(n_samples, "n_samples")
+        if lr is not None:
+            checks.positive(lr, "lr")
+        checks.nonnegative(l2, "l2")
+        checks.seed(noise_seed, "noise_seed")
         self.model, self.optimizer, self.n_samples, self.objective = model, optimizer, n_samples, objective
         self.lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
         self.l2 = float(l2)
@@ -543,11 +541,17 @@ class TrainStep:
         self._functions: dict = {}
 
     def __call__(self, X_batch: np.ndarray, eps: np.ndarray | None = None) -> float:
-        model = self.model
-        X = model._as_array(X_batch, model.config.input_dim)
+        """One step on X_batch (B, D), checked; eps (K, B, L) or None. Returns the loss (see ``unchecked``)."""
+        X = self.model._images(X_batch, "X_batch")
+        return self.unchecked(X, None if eps is None else self.model._noise(eps, len(X)))
+
+    def unchecked(self, X, eps=None) -> float:
+        """The step without input checks (X (B, D) of the model's dtype): the training loop's, whose
+        data ``train`` checked once. Returns the loss, or NaN if the gradient was not finite; a
+        non-finite result means the step changed nothing (the updates are guarded in the graph)."""
         if eps is None:
             return float(self.function(random_noise=True)(X))
-        return float(self.function(random_noise=False)(X, model._noise(eps, len(X))))
+        return float(self.function(random_noise=False)(X, eps))
 
     def function(self, random_noise: bool = True):
         """The compiled step: inputs [X] (noise drawn in the graph) or [X, eps]; output the loss."""
@@ -567,11 +571,20 @@ class TrainStep:
             loss = model._loss_graph(X, eps, self.objective)
             params = list(model.params.values())
             grads = model._pytensor.grad(loss, params)
+            guarded = {}
             if self.optimizer == "adam":  # one step count for all parameters
                 t = self._shared_state("t")
-                updates[t] = t + 1
+                guarded[t] = t + 1
             for w, dw in zip(params, grads):
-                updates.update(self._updates(w, dw))
+                guarded.update(self._updates(w, dw))
+            # A step whose loss or gradient is not finite changes nothing (vae_teach.training):
+            # every update is switched on one scalar, the loss and the gradient's squared norm.
+            pt = model._pt
+            grad_sq = pt.add(*[(dw * dw).sum() for dw in grads]) if len(grads) > 1 else (grads[0] ** 2).sum()
+            grad_ok = pt.isfinite(grad_sq)
+            ok = pt.and_(pt.isfinite(loss), grad_ok)
+            updates.update({var: pt.switch(ok, new, var) for var, new in guarded.items()})
+            loss = pt.switch(grad_ok, loss, model._const(np.nan))
             name = f"{self.optimizer}_step_{key}" + ("" if self.objective == "elbo" else f"_{self.objective}")
             start = time.perf_counter()
             self._functions[key] = model._pytensor.function(inputs, loss, updates=updates, mode=model.mode,
@@ -642,11 +655,21 @@ def train(
     (binarise or dequantise it yourself to match ``binarize``); binarize: None,
     "static", "dynamic" or "dequantize", see ``vae_teach.training.fit``;
     optimizer_options: e.g. moment_floor for Adam.
+    The data are checked once, here; a step whose loss or gradient is not finite
+    changes nothing and stops training (``TrainingDivergedError``).
     """
+    if not isinstance(model, PytensorVAE):
+        raise TypeError(f"model must be a PytensorVAE, got {type(model).__name__}; use the train "
+                        f"function of its own backend (backends.trainer(model.backend)).")
+    checks.training_args(epochs=epochs, batch_size=batch_size, n_samples=n_samples, seed_value=seed,
+                         lr=lr, l2=l2)
+    X_train = model._images(X_train, "X_train")
+    if X_test is not None:
+        X_test = checks.model_images(model, X_test, "X_test")
     step = model.make_train_step(optimizer, lr=lr, l2=l2, n_samples=n_samples, noise_seed=seed + 1,
                                  objective=objective, **optimizer_options)
     evaluate = None if X_test is None else (lambda: float(np.mean(dataset_elbo(model, X_test))))
-    return fit(step, X_train, epochs=epochs, batch_size=batch_size, lr=step.lr, seed=seed,
+    return fit(step.unchecked, X_train, epochs=epochs, batch_size=batch_size, lr=step.lr, seed=seed,
                evaluate=evaluate, binarize=binarize, progress=progress, desc=f"pytensor {optimizer}")
 
 

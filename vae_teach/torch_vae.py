@@ -23,8 +23,6 @@ Nothing runs on import. Defined in notebook 05; the likelihoods in notebook
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +41,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 from tqdm.auto import tqdm
 
+from vae_teach import checks
 from vae_teach.data import quantized_levels
 from vae_teach.elbo import LOG_2PI
 from vae_teach.evaluate import dataset_elbo
@@ -55,7 +54,8 @@ from vae_teach.interface import (
     param_shapes,
 )
 from vae_teach.numpy_vae.optim import DEFAULT_LR
-from vae_teach.training import BINARIZATIONS, History, check_finite
+from vae_teach.files import atomic_path
+from vae_teach.training import BINARIZATIONS, History, check_finite, guarded_loss
 
 CHECKPOINT_FORMAT = "vae_teach.torch_vae/1"
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}
@@ -71,9 +71,7 @@ def default_device() -> torch.device:
 
 
 def _check_objective(objective: str) -> None:
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}: \"elbo\" for the "
-                         f"K-sample ELBO, \"iwae\" for the importance-weighted bound (lesson 08).")
+    checks.choice(objective, "objective", OBJECTIVES)
 
 
 def _torch_dtype(dtype) -> torch.dtype:
@@ -284,8 +282,8 @@ class TorchVAE(nn.Module):
     @torch.no_grad()
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Load weights by shared name (from any backend), cast to this module's dtype and device."""
-        params = {name: np.asarray(value) for name, value in params.items()}
         check_params(self.config, params)
+        params = {name: np.asarray(value) for name, value in params.items()}
         for name in self.layer_names:
             layer = getattr(self, name)
             layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(params[f"{name}_W"].T)))
@@ -408,36 +406,39 @@ class TorchModel:
     @torch.no_grad()
     def encode(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """X: (N, D) -> mu, logvar: (N, L), (N, L)."""
-        mu, logvar = self.module.encode(self._tensor(X, 2))
+        mu, logvar = self.module.encode(self._images(X))
         return _numpy(mu), _numpy(logvar)
 
     @torch.no_grad()
     def decode(self, Z: np.ndarray) -> np.ndarray:
         """Z: (N, L) -> X_mean: (N, D), the likelihood's mean (``vae_teach.elbo.likelihood_mean``)."""
-        return _numpy(self.module.decode(self._tensor(Z, 2)))
+        return _numpy(self.module.decode(self._latents(Z)))
 
     @torch.no_grad()
     def log_likelihood(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
         """log p(x | z) under the config's likelihood: (N, D), (N, L) -> (N,) nats, from logits."""
-        logits = self.module.decode_logits(self._tensor(Z, 2))
-        return _numpy(self.module.log_likelihood(logits, self._tensor(X, 2)))
+        x, z = self._images(X), self._latents(Z)
+        checks.same_rows(X=x, Z=z)
+        return _numpy(self.module.log_likelihood(self.module.decode_logits(z), x))
 
     def elbo(self, X: np.ndarray, n_samples: int = 1, seed: int = 0) -> np.ndarray:
         """Per-example ELBO in nats, eps from ``draw_noise`` (as every backend): (N,)."""
-        return self.elbo_with_noise(X, draw_noise(seed, n_samples, len(X), self.latent_dim))
+        x = self._images(X)
+        return self.elbo_with_noise(x, draw_noise(checks.seed(seed), checks.count(n_samples, "n_samples"),
+                                                  len(x), self.latent_dim))
 
     @torch.no_grad()
     def elbo_with_noise(self, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
         """Per-example ELBO for given noise: X (N, D), eps (K, N, L) or (N, L) -> (N,)."""
-        x, eps = self._tensor(X, 2), self._noise(eps, len(X))
-        return _numpy(-_loss(self.module, x, eps, "elbo", reduction="none"))
+        x = self._images(X)
+        return _numpy(-_loss(self.module, x, self._noise(eps, len(x)), "elbo", reduction="none"))
 
     @torch.no_grad()
     def iwae_with_noise(self, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
         """Per-example IWAE bound log 1/K sum_k w_k for given noise: X (N, D), eps (K, N, L)
         or (N, L) -> (N,) nats. K = 1 gives the ELBO with a Monte Carlo KL. Defined in notebook 08."""
-        x, eps = self._tensor(X, 2), self._noise(eps, len(X))
-        return _numpy(-_loss(self.module, x, eps, "iwae", reduction="none"))
+        x = self._images(X)
+        return _numpy(-_loss(self.module, x, self._noise(eps, len(x)), "iwae", reduction="none"))
 
     def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo"
                        ) -> tuple[float, dict[str, np.ndarray]]:
@@ -449,7 +450,8 @@ class TorchModel:
         Returns: loss (float), grads (dict, names and shapes as ``get_params``).
         """
         _check_objective(objective)
-        x, eps = self._tensor(X, 2), self._noise(eps, len(X))
+        x = self._images(X)
+        eps = self._noise(eps, len(x))
         module = self.module
         module.zero_grad(set_to_none=True)
         loss = _loss(module, x, eps, objective)
@@ -461,25 +463,25 @@ class TorchModel:
         module.zero_grad(set_to_none=True)
         return loss.item(), grads
 
-    def _tensor(self, A, ndim: int | None = None) -> torch.Tensor:
+    # ----- input checks (vae_teach.checks), then tensors on the device ------
+    def _tensor(self, A) -> torch.Tensor:
         """An array or tensor as a tensor of the module's dtype, on its device (no copy if it is one)."""
         if not torch.is_tensor(A):
             A = np.asarray(A)
             if not A.flags.writeable:           # torch warns on read-only arrays (e.g. memory maps)
                 A = A.copy()
-        t = torch.as_tensor(A, dtype=self.module.dtype, device=self.device)
-        if ndim is not None and t.dim() != ndim:
-            raise ValueError(f"expected a {ndim}-D array, got shape {tuple(t.shape)}.")
-        return t
+        return torch.as_tensor(A, dtype=self.module.dtype, device=self.device)
+
+    def _images(self, X, name: str = "X") -> torch.Tensor:
+        """X (N, D) of this model's D, finite, in the likelihood's range, as a tensor."""
+        config = self.config
+        return self._tensor(checks.images(_host(X), name, config.input_dim, config.likelihood))
+
+    def _latents(self, Z) -> torch.Tensor:
+        return self._tensor(checks.latents(_host(Z), "Z", self.latent_dim))
 
     def _noise(self, eps, n: int) -> torch.Tensor:
-        t = self._tensor(eps)
-        if t.dim() == 2:
-            t = t[None]
-        if t.dim() != 3 or tuple(t.shape[1:]) != (n, self.latent_dim):
-            raise ValueError(f"eps must have shape (K, N, L) = (K, {n}, {self.latent_dim}), "
-                             f"got {tuple(t.shape)}.")
-        return t
+        return self._tensor(checks.noise(_host(eps), n, self.latent_dim))
 
 
 def _loss(module: TorchVAE, x: torch.Tensor, eps: torch.Tensor, objective: str = "elbo",
@@ -494,6 +496,11 @@ def _loss(module: TorchVAE, x: torch.Tensor, eps: torch.Tensor, objective: str =
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
+
+
+def _host(A):
+    """A tensor as a NumPy array (for the checks); anything else as it is."""
+    return _numpy(A) if torch.is_tensor(A) else A
 
 
 def _as_model(model) -> TorchModel:
@@ -525,13 +532,23 @@ def make_optimizer(module: TorchVAE, optimizer: str = "adam", lr: float | None =
 
 
 def _train_step(module: TorchVAE, opt: torch.optim.Optimizer, x: torch.Tensor, eps: torch.Tensor,
-                objective: str = "elbo") -> torch.Tensor:
-    """One optimiser step on a minibatch x (B, D) with noise eps (K, B, L); returns the loss tensor."""
+                objective: str = "elbo") -> float:
+    """One optimiser step on a minibatch x (B, D) with noise eps (K, B, L); returns the loss.
+
+    The step is taken only if the loss and the gradient's norm (one fused
+    reduction, ``get_total_norm``) are finite; otherwise nothing changes and
+    the loss returned is not finite (NaN for a bad gradient), for
+    ``vae_teach.training.check_finite`` to stop on. One host sync a step.
+    """
     opt.zero_grad(set_to_none=True)
     loss = _loss(module, x, eps, objective)
     loss.backward()
-    opt.step()
-    return loss.detach()
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    value, grad_norm = torch.stack([loss.detach(), nn.utils.get_total_norm(grads).to(loss.dtype)]).tolist()
+    value = guarded_loss(value, grad_norm)
+    if math.isfinite(value):
+        opt.step()
+    return value
 
 
 def make_train_step(model, optimizer="adam", lr: float | None = None, l2: float = 0.0,
@@ -549,8 +566,8 @@ def make_train_step(model, optimizer="adam", lr: float | None = None, l2: float 
         make_optimizer(model.module, optimizer, lr, l2, **options)
 
     def step(X_batch: np.ndarray, eps: np.ndarray) -> float:
-        x = model._tensor(X_batch, 2)
-        return float(_train_step(model.module, opt, x, model._noise(eps, len(x)), objective))
+        x = model._images(X_batch, "X_batch")
+        return _train_step(model.module, opt, x, model._noise(eps, len(x)), objective)
 
     return step
 
@@ -597,17 +614,17 @@ def train(
     model = _as_model(model)
     if device is not None:
         model.to(device)
-    if epochs < 0 or batch_size < 1 or n_samples < 1:
-        raise ValueError(f"need epochs >= 0, batch_size >= 1 and n_samples >= 1, got {epochs}, "
-                         f"{batch_size}, {n_samples}.")
-    if binarize not in BINARIZATIONS:
-        raise ValueError(f"binarize must be one of {BINARIZATIONS}, got {binarize!r}.")
+    checks.training_args(epochs=epochs, batch_size=batch_size, n_samples=n_samples, seed_value=seed,
+                         lr=lr, l2=l2)
+    checks.choice(binarize, "binarize", BINARIZATIONS)
     _check_objective(objective)
+    if X_test is not None:
+        X_test = checks.images(_host(X_test), "X_test", model.config.input_dim, model.config.likelihood)
     module = model.module
     opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else \
         make_optimizer(module, optimizer, lr, l2, **optimizer_options)
     lr = opt.param_groups[0]["lr"]
-    X = model._tensor(X_train, 2)                                  # (N, D), on the device
+    X = model._images(X_train, "X_train")                         # (N, D), checked once, on the device
     if binarize == "static":
         X = (X > 0.5).to(X.dtype)
     elif binarize == "dequantize":
@@ -618,7 +635,7 @@ def train(
     history = History()
     bar = tqdm(total=epochs * math.ceil(n / batch_size), desc=f"torch {name}", disable=not progress,
                leave=False)
-    global_step = 0
+    global_step, last_finite = 0, None
     try:
         for epoch in range(1, epochs + 1):
             module.train()
@@ -636,9 +653,10 @@ def train(
                 x = X_epoch[order[first:first + batch_size]]        # (B, D)
                 eps = torch.randn((n_samples, len(x), latent_dim), generator=generator,
                                   dtype=X.dtype, device=X.device)    # (K, B, L)
-                loss = _train_step(module, opt, x, eps, objective).item()   # the one host sync a step
+                loss = _train_step(module, opt, x, eps, objective)   # the one host sync a step
                 global_step += 1
-                check_finite(loss, global_step, epoch, lr)
+                check_finite(loss, global_step, epoch, lr, last_finite)
+                last_finite = loss
                 history.step_loss.append(loss)
                 loss_sum += loss * len(x)
                 bar.update(1)
@@ -684,14 +702,8 @@ def save_checkpoint(model, path, optimizer=None, history: History | None = None)
         "history": None if history is None else history.to_dict(),
     }
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

@@ -4,6 +4,12 @@ A backend supplies ``step(X_batch) -> loss`` (one optimiser step on a
 minibatch, loss = -ELBO in nats per image); ``fit`` does the rest: seeded
 minibatches, optional binarisation, a progress bar, the test ELBO after each
 epoch, and a clear stop when the loss stops being a number.
+
+Divergence: a step whose loss or gradient is NaN or infinite must not change
+the model, and returns a non-finite number (``guarded_loss`` folds the
+gradient's squared norm, one reduction, into the loss); ``fit`` then stops
+with ``TrainingDivergedError``, which names the epoch, the step and the last
+finite loss. The model keeps the parameters it had before that step.
 """
 
 from __future__ import annotations
@@ -12,28 +18,57 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from vae_teach import checks
 from vae_teach.data import binarize_dynamic, binarize_static, dequantize, minibatches
+from vae_teach.files import read_json, write_text_atomically
 
 BINARIZATIONS = (None, "static", "dynamic", "dequantize")
 
 
-class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite; the message names the step and the learning rate."""
+class TrainingDivergedError(FloatingPointError, RuntimeError):
+    """The loss or a gradient became NaN or infinite: training stopped, the model kept the
+    parameters it had before that step.
+
+    Attributes: epoch, step (counted from 1 over the whole run), last_finite_loss
+    (the loss of the step before, nats per image; None if no step had one), lr.
+    """
+
+    def __init__(self, message: str, *, epoch: int, step: int, last_finite_loss: float | None,
+                 lr: float | None):
+        super().__init__(message)
+        self.epoch, self.step, self.last_finite_loss, self.lr = epoch, step, last_finite_loss, lr
 
 
-def check_finite(loss: float, step: int, epoch: int, lr: float) -> None:
-    """Raise ``TrainingDivergedError`` if ``loss`` is NaN or infinite, naming step and learning rate."""
-    if not math.isfinite(loss):
-        raise TrainingDivergedError(
-            f"the loss became {loss} at step {step} (epoch {epoch}) with learning rate {lr:g}. "
-            f"Lower the learning rate (try {lr / 10:g}), or check the data is scaled to [0, 1]."
-        )
+def guarded_loss(loss: float, grad_sq: float) -> float:
+    """``loss``, or NaN if the gradient's squared norm ``grad_sq`` is NaN or infinite.
+
+    A step calls it after the backward pass and applies its update only if the
+    result is finite: one scalar to test, one reduction over the gradients.
+    """
+    return loss if math.isfinite(grad_sq) else math.nan
+
+
+def check_finite(loss: float, step: int, epoch: int, lr: float | None,
+                 last_finite_loss: float | None = None) -> None:
+    """Raise ``TrainingDivergedError`` if ``loss`` is NaN or infinite, naming epoch, step, learning
+    rate and the last finite loss, and suggesting a remedy."""
+    if math.isfinite(loss):
+        return
+    rate = "" if lr is None else f" with learning rate {lr:g}"
+    last = ("no step had a finite loss yet" if last_finite_loss is None
+            else f"the last finite loss was {last_finite_loss:.6g} nats per image (step {step - 1})")
+    lower = "Lower the learning rate" + ("" if lr is None else f" (try {lr / 10:g})")
+    raise TrainingDivergedError(
+        f"training diverged: the loss or its gradient became {loss} at step {step} (epoch {epoch}){rate}; "
+        f"{last}. The model keeps its parameters from before step {step}. {lower}, or check logvar's "
+        f"range (exp(logvar) overflows beyond about 88 in float32: clip logvar, or start its head's bias "
+        f"lower), and that the data are scaled to [0, 1].",
+        epoch=epoch, step=step, last_finite_loss=last_finite_loss, lr=lr)
 
 
 @dataclass
@@ -56,14 +91,12 @@ class History:
 
     def save(self, path) -> None:
         """Write the history as JSON (written whole to a temporary file, then renamed)."""
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
+        write_text_atomically(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path) -> History:
-        return cls(**json.loads(Path(path).read_text()))
+        """Read a history saved by ``save``; ValueError naming the file if it is damaged."""
+        return cls(**read_json(path, "history", required=tuple(f.name for f in fields(cls))))
 
 
 def fit(
@@ -87,18 +120,18 @@ def fit(
     they are), "static" (threshold 0.5, once), "dynamic" (0/1 resampled every
     epoch) or "dequantize" (uniform noise within each 8-bit level, resampled
     every epoch: lesson 07); progress: show a tqdm bar.
-    Returns: a ``History``. Raises ``TrainingDivergedError`` on NaN/inf.
+    Returns: a ``History``. Raises ``TrainingDivergedError`` when a step returns NaN or
+    inf (see the module docstring), ValueError or TypeError for bad arguments.
     """
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}.")
-    if binarize not in BINARIZATIONS:
-        raise ValueError(f"binarize must be one of {BINARIZATIONS}, got {binarize!r}.")
+    checks.choice(binarize, "binarize", BINARIZATIONS)
+    checks.training_args(epochs=epochs, batch_size=batch_size, seed_value=seed, lr=lr)
+    X_train = checks.matrix(X_train, "X_train")
     rng = np.random.default_rng(seed)
     X_static = binarize_static(X_train) if binarize == "static" else X_train
     history = History()
     n_batches = math.ceil(len(X_train) / batch_size)
     bar = tqdm(total=epochs * n_batches, desc=desc, disable=not progress, leave=False)
-    global_step = 0
+    global_step, last_finite = 0, None
     try:
         for epoch in range(1, epochs + 1):
             if binarize == "dynamic":
@@ -112,7 +145,8 @@ def fit(
             for X_batch in minibatches(X_epoch, batch_size, rng):
                 loss = float(step(X_batch))
                 global_step += 1
-                check_finite(loss, global_step, epoch, lr)
+                check_finite(loss, global_step, epoch, lr, last_finite)
+                last_finite = loss
                 history.step_loss.append(loss)
                 epoch_losses.append(loss)
                 epoch_sizes.append(len(X_batch))

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vae_teach.elbo import LOG_2PI, iwae_bound, likelihood_mean, log_likelihood, softmax
+from vae_teach import checks
+from vae_teach.elbo import LOG_2PI, likelihood_mean, log_likelihood, log_mean_exp, softmax
 from vae_teach.interface import VAEConfig, check_params, draw_noise, init_params
 from vae_teach.numpy_vae.layers import (
     ACTIVATION_LAYERS,
@@ -68,18 +69,18 @@ class NumpyVAE:
 
     def set_params(self, params: dict[str, np.ndarray]) -> None:
         """Load weights (from any backend), cast to this model's dtype."""
-        params = {name: np.asarray(value) for name, value in params.items()}
         check_params(self.config, params)
+        params = {name: np.asarray(value) for name, value in params.items()}
         self.params = {name: value.astype(self.dtype, copy=True) for name, value in params.items()}
 
     def encode(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """X: (N, D) -> mu, logvar: (N, L), (N, L)."""
-        mu, logvar, _ = self._encode_forward(self._as_array(X))
+        mu, logvar, _ = self._encode_forward(self._images(X))
         return mu, logvar
 
     def decode_logits(self, Z: np.ndarray) -> np.ndarray:
         """Z: (N, L) -> logits: (N, D), the decoder's output before the sigmoid."""
-        logits, _ = self._decode_forward(self._as_array(Z))
+        logits, _ = self._decode_forward(self._latents(Z))
         return logits
 
     def decode(self, Z: np.ndarray) -> np.ndarray:
@@ -94,18 +95,21 @@ class NumpyVAE:
 
     def log_likelihood(self, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
         """log p(x | z): (N, D), (N, L) -> (N,) nats, from logits."""
-        return log_likelihood(self._as_array(X), self.decode_logits(Z), self.config.likelihood,
-                              self.output_logvar)
+        X, Z = self._images(X), self._latents(Z)
+        checks.same_rows(X=X, Z=Z)
+        return log_likelihood(X, self.decode_logits(Z), self.config.likelihood, self.output_logvar)
 
     def elbo(self, X: np.ndarray, n_samples: int = 1, seed: int = 0) -> np.ndarray:
         """Per-example ELBO in nats, with K = n_samples draws of z: (N,)."""
-        eps = draw_noise(seed, n_samples, len(X), self.latent_dim)
+        X = self._images(X)
+        eps = draw_noise(checks.seed(seed), checks.count(n_samples, "n_samples"), len(X), self.latent_dim)
         return self.elbo_with_noise(X, eps)
 
     # ----- forward and backward ---------------------------------------
     def elbo_with_noise(self, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
         """Per-example ELBO for given noise: X (N, D), eps (K, N, L) -> (N,)."""
-        nll, kl, _, _ = self._forward(self._as_array(X), self._noise(eps, len(X)))
+        X = self._images(X)
+        nll, kl, _, _ = self._forward(X, self._noise(eps, len(X)))
         return -(nll.mean(axis=0) + kl)
 
     def iwae_with_noise(self, X: np.ndarray, eps: np.ndarray) -> np.ndarray:
@@ -114,10 +118,10 @@ class NumpyVAE:
         With K = 1 it is the ELBO with a one-sample Monte Carlo KL instead of the
         analytic one. Defined in notebook 08.
         """
-        X = self._as_array(X)
+        X = self._images(X)
         eps = self._noise(eps, len(X))
         nll, _, _, (Z, logvar) = self._forward(X, eps)
-        return iwae_bound(self._log_weights(nll, Z, logvar, eps))
+        return log_mean_exp(self._log_weights(nll, Z, logvar, eps), axis=0)
 
     def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo",
                        kl_weight: float = 1.0, free_bits: float = 0.0) -> tuple[float, dict[str, np.ndarray]]:
@@ -134,20 +138,20 @@ class NumpyVAE:
         Inputs: X: (N, D); eps: (K, N, L) or (N, L).
         Returns: loss (float), grads (dict, names and shapes as ``params``).
         """
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}.")
-        if not (np.isfinite(kl_weight) and kl_weight >= 0):
-            raise ValueError(f"kl_weight (beta) must be a finite number >= 0, got {kl_weight}: 1 is the ELBO.")
-        if not (np.isfinite(free_bits) and free_bits >= 0):
-            raise ValueError(f"free_bits must be a finite number of nats >= 0 per latent dimension, got "
-                             f"{free_bits}: 0 turns it off.")
+        checks.choice(objective, "objective", OBJECTIVES)
+        checks.nonnegative(kl_weight, "kl_weight")
+        checks.nonnegative(free_bits, "free_bits")
+        if objective == "iwae" and (kl_weight != 1.0 or free_bits != 0.0):
+            raise ValueError("kl_weight and free_bits apply to the ELBO objective only; the IWAE bound has no "
+                             "separate KL term.")
+        X = self._images(X)
+        return self._loss_and_grads(X, self._noise(eps, len(X)), objective, kl_weight, free_bits)
+
+    def _loss_and_grads(self, X, eps, objective="elbo", kl_weight=1.0, free_bits=0.0):
+        """``loss_and_grads`` without its input checks: X (N, D), eps (K, N, L) of the model's dtype.
+        The training loop's step, whose data ``train`` checked once."""
         if objective == "iwae":
-            if kl_weight != 1.0 or free_bits != 0.0:
-                raise ValueError("kl_weight and free_bits apply to the ELBO objective only; the IWAE bound has "
-                                 "no separate KL term.")
             return self._iwae_loss_and_grads(X, eps)
-        X = self._as_array(X)
-        eps = self._noise(eps, len(X))
         K, N = eps.shape[:2]
         nll, kl, caches, (_, logvar) = self._forward(X, eps)
         enc_cache, reparam_cache, dec_cache, nll_cache, kl_cache = caches
@@ -177,14 +181,13 @@ class NumpyVAE:
         log w_kn = log p(x_n | z_kn) + log p(z_kn) - log q(z_kn | x_n), IWAE_K = log mean_k w_kn.
         d loss / d log w_kn = -w~_kn / N, with w~ the weights normalised over k (a
         softmax): each sample's gradient counts by its normalised weight.
+        Inputs: X (N, D), eps (K, N, L), already checked.
         """
-        X = self._as_array(X)
-        eps = self._noise(eps, len(X))
         N = eps.shape[1]
         nll, _, caches, (Z, logvar) = self._forward(X, eps)
         enc_cache, reparam_cache, dec_cache, nll_cache, _ = caches
         log_w = self._log_weights(nll, Z, logvar, eps)                      # (K, N)
-        loss = float(-iwae_bound(log_w).mean())
+        loss = float(-log_mean_exp(log_w, axis=0).mean())
         g = (softmax(log_w, axis=0) / N).astype(self.dtype)                  # (K, N) = -d loss / d log w
         grads: dict[str, np.ndarray] = {}
         # d(-log w)/d nll = 1, so nll's upstream is g. log p(z) = -|z|^2/2 + c gives d loss/dZ = g z.
@@ -207,13 +210,9 @@ class NumpyVAE:
         Inputs: X: (N, D); mu, logvar: (N, L); eps: (K, N, L) or (N, L).
         Returns: elbo (N,) nats, d elbo_n / d mu_n (N, L), d elbo_n / d logvar_n (N, L).
         """
-        X = self._as_array(X)
+        X = self._images(X)
         eps = self._noise(eps, len(X))
-        mu = np.asarray(mu, dtype=self.dtype)
-        logvar = np.asarray(logvar, dtype=self.dtype)
-        if mu.shape != (len(X), self.latent_dim) or logvar.shape != mu.shape:
-            raise ValueError(f"mu and logvar must both have shape (N, L) = ({len(X)}, {self.latent_dim}), "
-                             f"got {mu.shape} and {logvar.shape}.")
+        mu, logvar = checks.gaussian_params(mu, logvar, len(X), self.latent_dim, dtype=self.dtype)
         K, N, L = eps.shape
         Z, reparam_cache = reparameterize_forward(mu, logvar, eps)
         logits, dec_cache = self._decode_forward(Z.reshape(K * N, L))
@@ -317,19 +316,13 @@ class NumpyVAE:
             grads["out_W"], grads["out_b"] = dW, db
         return self._hidden_backward("dec", dh, caches, grads)   # (K N, L)
 
-    # ----- input checks -------------------------------------------------
-    def _as_array(self, A) -> np.ndarray:
-        A = np.asarray(A, dtype=self.dtype)
-        if A.ndim != 2:
-            raise ValueError(f"expected a 2-D array (N, features), got shape {A.shape}.")
-        return A
+    # ----- input checks (vae_teach.checks) ----------------------------
+    def _images(self, X) -> np.ndarray:
+        """X (N, D) of this model's D, finite, in the likelihood's range, cast to the model's dtype."""
+        return checks.images(X, "X", self.config.input_dim, self.config.likelihood, self.dtype)
+
+    def _latents(self, Z) -> np.ndarray:
+        return checks.latents(Z, "Z", self.latent_dim, self.dtype)
 
     def _noise(self, eps, n) -> np.ndarray:
-        eps = np.asarray(eps, dtype=self.dtype)
-        if eps.ndim == 2:
-            eps = eps[None]
-        if eps.ndim != 3 or eps.shape[1:] != (n, self.latent_dim):
-            raise ValueError(
-                f"eps must have shape (K, N, L) = (K, {n}, {self.latent_dim}), got {eps.shape}."
-            )
-        return eps
+        return checks.noise(eps, n, self.latent_dim, self.dtype)

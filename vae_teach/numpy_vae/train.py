@@ -5,12 +5,15 @@ Defined in notebook 03.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from vae_teach import checks
 from vae_teach.evaluate import dataset_elbo
 from vae_teach.numpy_vae.model import OBJECTIVES, NumpyVAE
 from vae_teach.numpy_vae.optim import Optimizer
-from vae_teach.training import History, fit
+from vae_teach.training import History, fit, guarded_loss
 
 
 def train(
@@ -41,9 +44,25 @@ def train(
     ELBO is measured after every epoch, as given (binarise or dequantise it
     yourself, once, to match ``binarize``); binarize: see ``vae_teach.training.fit``;
     optimizer_options: e.g. moment_floor for Adam.
+
+    The data are checked once, here; each step checks only its loss and the
+    gradient's squared norm (one reduction), and applies no update unless both
+    are finite: on divergence ``TrainingDivergedError`` (naming epoch, step and
+    last finite loss) leaves the model with the parameters before that step.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}.")
+    if not isinstance(model, NumpyVAE):
+        raise TypeError(f"model must be a NumpyVAE, got {type(model).__name__}; use the train "
+                        f"function of its own backend (backends.trainer(model.backend)).")
+    checks.choice(objective, "objective", OBJECTIVES)
+    checks.training_args(epochs=epochs, batch_size=batch_size, n_samples=n_samples, seed_value=seed,
+                         lr=lr, l2=l2)
+    checks.nonnegative(kl_weight, "kl_weight")
+    if objective == "iwae" and kl_weight != 1.0:
+        raise ValueError("kl_weight applies to the ELBO objective only; the IWAE bound has no separate KL term.")
+    config = model.config
+    X_train = checks.images(X_train, "X_train", config.input_dim, config.likelihood, model.dtype)
+    if X_test is not None:
+        X_test = checks.images(X_test, "X_test", config.input_dim, config.likelihood)
     hyper = dict(l2=l2, **optimizer_options)
     if lr is not None:
         hyper["lr"] = lr
@@ -53,8 +72,10 @@ def train(
 
     def step(X_batch: np.ndarray) -> float:
         eps = noise_rng.standard_normal((n_samples, len(X_batch), latent_dim), dtype=model.dtype)
-        loss, grads = model.loss_and_grads(X_batch, eps, objective=objective, kl_weight=kl_weight)
-        opt.step(model.params, grads)
+        loss, grads = model._loss_and_grads(X_batch, eps, objective, kl_weight)   # checked above, once
+        loss = guarded_loss(loss, sum(float(np.vdot(g.ravel(), g.ravel())) for g in grads.values()))
+        if math.isfinite(loss):          # a non-finite step changes nothing: fit stops on it
+            opt.step(model.params, grads)
         return loss
 
     evaluate = None if X_test is None else (lambda: float(np.mean(dataset_elbo(model, X_test))))
