@@ -77,6 +77,28 @@ CASES = {
     "check_reparameterize": (
         elbo.reparameterize,
         [(lambda mu, lv, eps: mu + np.exp(lv) * eps, "variance")]),
+    "check_ppca_posterior": (
+        lambda X, W, b, s2: (lambda C: ((X - b) @ W.T @ C / s2, C))(np.linalg.inv(np.eye(len(W)) + W @ W.T / s2)),
+        [(lambda X, W, b, s2: ((X - b) @ W.T / s2, np.eye(len(W)) + W @ W.T / s2), "precision"),
+         (lambda X, W, b, s2: (lambda C: (X @ W.T @ C / s2, C))(np.linalg.inv(np.eye(len(W)) + W @ W.T / s2)),
+          "subtract the bias"),
+         (lambda X, W, b, s2: (np.zeros((len(X), len(W))), np.linalg.inv(np.eye(W.shape[1]) + W.T @ W / s2)),
+          "stored"),
+         (lambda X, W, b, s2: np.zeros(3), "two arrays")]),
+    "check_score_function_estimate": (
+        lambda F, eps, lv: ((F[..., None] * eps / np.exp(0.5 * lv)).mean(0),
+                            (F[..., None] * 0.5 * (eps**2 - 1)).mean(0)),
+        [(lambda F, eps, lv: ((F[..., None] * eps * np.exp(0.5 * lv)).mean(0),
+                              (F[..., None] * 0.5 * (eps**2 - 1)).mean(0)), "divide by sigma"),
+         (lambda F, eps, lv: ((F[..., None] * eps / np.exp(0.5 * lv)).mean(0),
+                              (F[..., None] * 0.5 * eps**2).mean(0)), "-1 is missing"),
+         (lambda F, eps, lv: ((F[..., None] * eps / np.exp(0.5 * lv)).sum(0),
+                              (F[..., None] * 0.5 * (eps**2 - 1)).sum(0)), "summed")]),
+    "check_leave_one_out_baseline": (
+        lambda F: F - (F.sum(0) - F) / (len(F) - 1),
+        [(lambda F: F - F.mean(0), "itself"),
+         (lambda F: F - (F.sum(0) - F) / len(F), "K - 1"),
+         (lambda F: (F - (F.sum(0) - F) / (len(F) - 1)).mean(0), "shape")]),
     "check_gaussian_entropy": (
         lambda lv: 0.5 * np.sum(np.log(2 * np.pi * np.e) + lv, axis=1),
         [(lambda lv: 0.5 * np.sum(lv, axis=1), "constant"),

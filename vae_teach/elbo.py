@@ -6,7 +6,7 @@ sample axis, (K, N, L). Every function returns values *per example*, summed
 over pixels and latent dimensions, in nats; averaging over the batch is the
 caller's choice, made explicitly.
 
-Defined in notebook 02 (the ELBO, the Gaussian KL, reparameterisation),
+Defined in notebooks 02 and 02b (the ELBO, the Gaussian KL, reparameterisation),
 notebook 07 (the likelihoods: Gaussian, continuous Bernoulli) and notebook 08
 (K samples, the IWAE bound), and used by every backend's tests as the trusted
 reference.

@@ -12,7 +12,8 @@ compares the result with the reference answer. It then
   used for the standard deviation, ...), or saying how far off it is.
 
 Exercises live in lessons 01 (linear_forward, reconstruction_bce,
-interpolate), 02 (gaussian_kl, reparameterize, gaussian_entropy), 03
+interpolate), 02 (gaussian_kl, gaussian_entropy, ppca_posterior), 02b
+(reparameterize, score_function_estimate, leave_one_out_baseline), 03
 (linear_backward, dlogvar, adam_update), 04 (pytensor_log_likelihood,
 pytensor_kl_logsigma, pytensor_adam_updates: symbolic, need PyTensor), 05
 (torch_reparameterize, torch_loss, torch_checkpoint: need PyTorch), 06
@@ -173,6 +174,81 @@ def check_gaussian_entropy(gaussian_entropy) -> bool:
          "the 1/2 per dimension (the e in log(2 pi e)) is missing: E[(z-mu)^2 / sigma^2] = 1."),
         (np.sum(np.log(2 * np.pi * np.e) + logvar, axis=1), "the factor 1/2 is missing."),
     ], shape_hint="Return one entropy per example: sum over the latent axis only.")
+
+
+def check_ppca_posterior(ppca_posterior) -> bool:
+    """``ppca_posterior(X, W, b, noise_var) -> (mean, cov)``: the exact posterior of the
+    linear-Gaussian model x | z ~ N(z W + b, s^2 I), z ~ N(0, I), with W stored (L, D):
+    cov = (I_L + W W^T / s^2)^-1, (L, L), the same for every x; mean = (x - b) W^T cov / s^2, (N, L)."""
+    rng = _rng()
+    W, b, s2 = rng.normal(size=(3, 6)), rng.normal(size=6), 0.7
+    X = rng.normal(size=(4, 6))
+    precision = np.eye(3) + W @ W.T / s2
+    cov = np.linalg.inv(precision)
+    got, done = _attempt(ppca_posterior, X.copy(), W.copy(), b.copy(), s2)
+    if not done:
+        return False
+    if not (isinstance(got, tuple) and len(got) == 2):
+        raise ExerciseMistake("ppca_posterior must return two arrays: (mean, cov).")
+    hint = "W is stored (L, D), as (in, out): the posterior's matrices are L x L, W @ W.T, not W.T @ W."
+    ok = _judge("cov", got[1], cov, [
+        (precision, "that is the precision Lambda = I + W W^T / s^2; the covariance is its inverse."),
+        (np.linalg.inv(W @ W.T / s2), "the prior's precision I is missing: Lambda = I + W W^T / s^2."),
+        (np.linalg.inv(np.eye(3) + W @ W.T), "divide W W^T by the noise variance s^2."),
+    ], shape_hint=hint)
+    mean = (X - b) @ W.T @ cov / s2
+    ok &= _judge("mean", got[0], mean, [
+        (X @ W.T @ cov / s2, "subtract the bias first: the mean is (x - b) W^T cov / s^2."),
+        ((X - b) @ W.T @ cov, "divide by the noise variance s^2: the mean is (x - b) W^T cov / s^2."),
+        ((X - b) @ W.T / s2, "the covariance is missing: the mean is (x - b) W^T cov / s^2."),
+    ], shape_hint=hint)
+    return bool(ok)
+
+
+def check_score_function_estimate(score_function_estimate) -> bool:
+    """``score_function_estimate(F, eps, logvar) -> (grad_mu, grad_logvar)``: the REINFORCE
+    estimate of the gradient of E_q[f(z)] from K samples z_k = mu + sigma * eps_k:
+    1/K sum_k f(z_k) * eps_k / sigma and 1/K sum_k f(z_k) * (eps_k^2 - 1) / 2.
+    F (K, N) holds f(z_k); eps (K, N, L); logvar (N, L). Each output is (N, L)."""
+    rng = _rng()
+    F, eps, logvar = rng.normal(size=(5, 2)) + 3.0, rng.normal(size=(5, 2, 3)), rng.normal(size=(2, 3))
+    sigma, Fk = np.exp(0.5 * logvar), F[..., None]
+    g_mu, g_logvar = (Fk * eps / sigma).mean(0), (Fk * 0.5 * (eps**2 - 1)).mean(0)
+    got, done = _attempt(score_function_estimate, F.copy(), eps.copy(), logvar.copy())
+    if not done:
+        return False
+    if not (isinstance(got, tuple) and len(got) == 2):
+        raise ExerciseMistake("score_function_estimate must return two arrays: (grad_mu, grad_logvar).")
+    hint = "Average over the sample axis (axis 0) only: one gradient per example and latent dimension."
+    ok = _judge("grad_mu", got[0], g_mu, [
+        ((Fk * eps * sigma).mean(0), "d log q / d mu = (z - mu) / sigma^2 = eps / sigma: divide by sigma."),
+        ((Fk * eps).mean(0), "d log q / d mu = eps / sigma: the 1 / sigma is missing."),
+        ((Fk * eps / sigma).sum(0), "you summed over the K samples: average them."),
+    ], shape_hint=hint)
+    ok &= _judge("grad_logvar", got[1], g_logvar, [
+        ((Fk * 0.5 * eps**2).mean(0), "the score is (eps^2 - 1) / 2: the -1 is missing (it makes its mean zero)."),
+        ((Fk * (eps**2 - 1)).mean(0), "the factor 1/2 is missing: logvar is log sigma^2, d log q / d logvar "
+                                       "= (eps^2 - 1) / 2."),
+    ], shape_hint=hint)
+    return bool(ok)
+
+
+def check_leave_one_out_baseline(leave_one_out) -> bool:
+    """``leave_one_out(F) -> F_centred``: F (K, ...) values f(z_k) -> f(z_k) minus the mean of f over
+    the other K - 1 samples, same shape. That baseline does not depend on z_k, so the score-function
+    estimate stays unbiased."""
+    F = _rng().normal(size=(6, 3)) + 2.0
+    K = F.shape[0]
+    expected = F - (F.sum(axis=0) - F) / (K - 1)
+    got, done = _attempt(leave_one_out, F.copy())
+    if not done:
+        return False
+    return _judge("leave_one_out", got, expected, [
+        (F - F.mean(axis=0), "your baseline includes f(z_k) itself, so it depends on z_k and biases the "
+                             "estimate (by a factor (K - 1) / K): leave sample k out."),
+        (F - (F.sum(axis=0) - F) / K, "divide the others' sum by K - 1, their number, not by K."),
+        ((F.sum(axis=0) - F) / (K - 1) - F, "wrong sign: f(z_k) minus the others' mean."),
+    ], shape_hint="Return an array of F's shape: one centred value per sample.")
 
 
 # --------------------------------------------------------------- lesson 03

@@ -18,7 +18,7 @@ draw the same eps (common random numbers). Each returns
 To get R independent estimates in one call, pass ``mu`` and ``logvar``
 broadcast to (R, ..., L): see :func:`repeated_estimates`.
 
-Defined in notebook 02 (the reparameterisation trick, measured).
+Defined in notebook 02b (the reparameterisation trick, measured).
 """
 
 from __future__ import annotations
