@@ -24,6 +24,6 @@ test: setup
 # The edit -> execute -> commit loop: edit notebooks/NN_name.md, then
 #   make lessons LESSONS=notebooks/NN_name.md
 # rebuilds NN_name.ipynb from it and executes it top to bottom in a fresh kernel.
-LESSONS ?= $(wildcard notebooks/[0-9][0-9]_*.md)
+LESSONS ?= $(wildcard notebooks/[0-9][0-9]_*.md notebooks/[0-9][0-9][a-z]_*.md)
 lessons: setup
 	$(BIN)/vae-teach execute $(LESSONS)

@@ -6,6 +6,7 @@ import nbformat
 import pytest
 
 from vae_teach.cli import main
+from vae_teach.series import lesson_paths
 from vae_teach.student import MarkerError, strip_solutions, write_student_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,7 @@ def _solution_blocks(nb):
 
 def test_the_lessons_student_versions_leak_no_solution_and_keep_no_output(tmp_path, capsys):
     assert main(["student-notebooks", str(tmp_path), "--notebooks", str(ROOT / "notebooks")]) == 0
-    lessons = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    lessons = lesson_paths(ROOT / "notebooks")
     n_exercises = 0
     for path in lessons:
         solution = nbformat.read(path, as_version=4)

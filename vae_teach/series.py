@@ -9,8 +9,13 @@ written whole to a temporary name first and then renamed.
 from __future__ import annotations
 
 import time
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+# "02_elbo.ipynb", and "02b_gradient_estimators.ipynb" for a lesson's second half; "_" sorts before
+# the letters, so 02_ comes before 02b_.
+LESSON_NAME = re.compile(r"\d\d[a-z]?_")
 
 
 @dataclass(frozen=True)
@@ -23,14 +28,14 @@ class LessonRun:
 
 
 def lesson_paths(notebook_dir) -> list[Path]:
-    """The lessons in order: ``NN_name.ipynb`` files sorted by name."""
+    """The lessons in order: ``NN_name.ipynb`` (and ``NNb_name.ipynb``, a lesson's second half) sorted by name."""
     notebook_dir = Path(notebook_dir)
     if not notebook_dir.is_dir():
         raise FileNotFoundError(
             f"no notebook folder at {notebook_dir.resolve()}; run from the repository root or pass "
             "--notebooks PATH."
         )
-    paths = sorted(p for p in notebook_dir.glob("[0-9][0-9]_*.ipynb"))
+    paths = sorted(p for p in notebook_dir.glob("[0-9][0-9]*_*.ipynb") if LESSON_NAME.match(p.name))
     if not paths:
         raise FileNotFoundError(f"no lessons (NN_name.ipynb) in {notebook_dir.resolve()}.")
     return paths
