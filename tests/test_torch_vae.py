@@ -446,9 +446,12 @@ def test_continuous_bernoulli_is_stable_and_finite_at_and_near_zero_logits():
         a_rounded = logits.detach().numpy()                               # a as this dtype holds it
         err = relative_error(log_c.detach().numpy(), continuous_bernoulli_log_normalizer(a_rounded))
         assert err < (1e-14 if dtype == torch.float64 else 1e-6), f"{dtype}: log C off by {err:.1e}"
-        # 1/a - 1/sinh(a) cancels to ~a/6 just above |a| = 1e-2: compared to the array's scale
+        # 1/a - 1/sinh(a) cancels to ~a/6 just above |a| = 1e-2: autograd sums terms of ~100 there, so
+        # float32's 6e-8 leaves an absolute error of ~1e-5, which against the array's scale (0.22, at
+        # a = -2) is 1e-5 to 5e-5 depending on how the CPU's vectorised exp and log round (3.4e-5 on
+        # an AMD EPYC): the bound is the round-off's, as for the mean below
         err = relative_error(log_c_grad.numpy(), continuous_bernoulli_log_normalizer_grad(a_rounded))
-        assert err < (1e-12 if dtype == torch.float64 else 1e-5), f"{dtype}: d log C / da off by {err:.1e}"
+        assert err < (1e-12 if dtype == torch.float64 else 1e-4), f"{dtype}: d log C / da off by {err:.1e}"
         # the mean's 1 / (1 - e^-a) - 1/a cancels ~100 - 100 to ~1/2 just above |a| = 1e-2:
         # float32's 6e-8 becomes ~1e-5 there, in NumPy's formula as in this one
         err = relative_error(mean.detach().numpy(), continuous_bernoulli_mean(a_rounded))
