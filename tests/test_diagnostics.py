@@ -100,5 +100,5 @@ def test_bad_sample_counts_say_what_to_pass(call):
 
 
 def test_a_one_dimensional_X_is_refused():
-    with pytest.raises(ValueError, match=r"non-empty \(N, D\) array"):
+    with pytest.raises(ValueError, match=r"X must be a 2-D array"):
         diagnostics.kl_per_dimension(LinearGaussianEncoder(np.eye(2), np.zeros(2)), np.zeros(2))

@@ -48,7 +48,7 @@ def test_precision_and_recall_of_identical_disjoint_and_half_covered_sets():
 
 @pytest.mark.parametrize("call, match", [
     (lambda: sq.frechet_distance(np.zeros((5, 3)), np.zeros((5, 4))), "same width"),
-    (lambda: sq.frechet_distance(np.zeros(5), np.zeros((5, 4))), r"F_real must be \(N, d\)"),
+    (lambda: sq.frechet_distance(np.zeros(5), np.zeros((5, 4))), r"F_real must be a 2-D array"),
     (lambda: sq.kernel_distance(np.full((5, 2), np.nan), np.zeros((5, 2))), "NaN or infinite"),
     (lambda: sq.precision_recall(np.zeros((5, 2)), np.zeros((5, 2)), k=5), "k must be at least 1"),
 ])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vae_teach import checks
 from vae_teach.elbo import gaussian_kl, logsumexp, reparameterize, standard_normal_log_density
 from vae_teach.interface import VAEModel
 
@@ -30,9 +31,7 @@ _LOG_2PI = float(np.log(2 * np.pi))
 
 def _encode_all(model: VAEModel, X: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """The encoder's (mu, logvar) for every row of X (N, D), in float64: (N, L), (N, L)."""
-    X = np.asarray(X)
-    if X.ndim != 2 or len(X) == 0:
-        raise ValueError(f"X must be a non-empty (N, D) array of images, got shape {X.shape}.")
+    X = checks.matrix(X, "X")
     parts = [model.encode(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
     mu = np.concatenate([p[0] for p in parts]).astype(np.float64)
     logvar = np.concatenate([p[1] for p in parts]).astype(np.float64)
@@ -88,8 +87,7 @@ def rate_distortion(model: VAEModel, X: np.ndarray, n_samples: int = 1, seed: in
 
     Batch b draws its noise from ``default_rng((seed, b))``.
     """
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+    checks.count(n_samples, "n_samples")
     X = np.asarray(X)
     mu, logvar = _encode_all(model, X)
     rates = gaussian_kl(mu, logvar)                                   # (N,)
@@ -133,8 +131,7 @@ def mutual_information(model: VAEModel, X: np.ndarray, n_samples: int = 1, seed:
     samples. The N images are both the data and the mixture, as in Hoffman &
     Johnson (2016); with few images the estimate saturates at log N.
     """
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+    checks.count(n_samples, "n_samples")
     mu, logvar = _encode_all(model, X)                                # (N, L)
     N, L = mu.shape
     rng = np.random.default_rng(seed)

@@ -27,13 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
+from vae_teach import checks
+
 
 def _features(F, name) -> np.ndarray:
-    F = np.asarray(F, dtype=np.float64)
-    if F.ndim != 2 or len(F) < 2:
-        raise ValueError(f"{name} must be (N, d) features with N >= 2, got shape {F.shape}.")
-    if not np.all(np.isfinite(F)):
-        raise ValueError(f"{name} holds NaN or infinite values: check the images the features came from.")
+    F = checks.matrix(F, name, dtype=np.float64)
+    if len(F) < 2:
+        raise ValueError(f"{name} must hold at least 2 feature vectors to fit a mean and a covariance, got "
+                         f"{checks.describe(F)}.")
     return F
 
 
