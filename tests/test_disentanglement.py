@@ -140,3 +140,26 @@ def test_scores_encode_with_the_model_and_agree_with_the_functions():
 def test_bad_input_says_what_to_do(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_a_trained_vae_scores_above_its_shuffled_baseline_and_below_a_copy():
+    # a small NumPy VAE, 2-D latent, trained briefly on 1,500 synthetic faces (20-40 s on 2 shared cores).
+    # Measured (seeds 0, 1, 2): MIG 0.056, 0.037, 0.079 against 0.002-0.005 for the same codes with
+    # shuffled factors; pose is the factor it learns best, and spreads over both dimensions.
+    from vae_teach.faces import FACTOR_NAMES, render_faces, sample_factors
+    from vae_teach.interface import VAEConfig
+    from vae_teach.numpy_vae.model import NumpyVAE
+    from vae_teach.numpy_vae.train import train
+
+    factors = sample_factors(1500, seed=0)
+    X = render_faces(factors)
+    model = NumpyVAE(VAEConfig(input_dim=X.shape[1], hidden_dims=(32,), latent_dim=2), seed=0)
+    train(model, X, epochs=8, batch_size=50, seed=0, progress=False)
+    trained = dis.scores(model, X, factors)
+    shuffled = dis.scores(model, X, np.random.default_rng(0).permutation(factors))
+    assert trained.mig.score > 3 * shuffled.mig.score + 0.01, (
+        f"trained MIG {trained.mig.score:.4f} should clear the shuffled baseline {shuffled.mig.score:.4f}")
+    assert trained.sap.score > shuffled.sap.score + 0.01, (trained.sap.score, shuffled.sap.score)
+    assert trained.mig.score < 0.5, "a plain VAE's 2-D latent mixes the factors: far from a copy's MIG of 1"
+    normalised = trained.mig.mutual_information / trained.mig.factor_entropy                # (L, F)
+    assert FACTOR_NAMES[int(np.argmax(normalised.max(axis=0)))] == "pose", normalised.round(3)
