@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vae_teach import checks
+from vae_teach.faces import factor_correlations
 
 N_BINS = 20
 """Equal-width bins per code dimension: disentanglement_lib's MIG default."""
@@ -176,15 +177,6 @@ def mutual_information_gap(codes, factors, n_bins: int = N_BINS, discrete=None) 
     return MIG(float(gaps.mean()), gaps, mi, entropy)
 
 
-def _r_squared(codes: np.ndarray, factor: np.ndarray) -> np.ndarray:
-    """(L,) R^2 of the least-squares line factor ~ a z_j + b, one code dimension at a time: corr^2."""
-    z = codes - codes.mean(axis=0)
-    v = factor - factor.mean()
-    norms = np.sqrt((z**2).sum(axis=0) * (v**2).sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norms > 0, (z.T @ v / norms) ** 2, 0.0)
-
-
 def _balanced_accuracy(z: np.ndarray, labels: np.ndarray) -> float:
     """Balanced accuracy of a threshold classifier of labels (N,) from one code dimension z (N,).
 
@@ -220,7 +212,8 @@ def separated_attribute_predictability(codes, factors, discrete=None) -> SAP:
             labels = _labels(factors[:, k])
             columns.append([_balanced_accuracy(codes[:, j], labels) for j in range(codes.shape[1])])
         else:
-            columns.append(_r_squared(codes, factors[:, k]))
+            # R^2 of the least-squares line v_k ~ a z_j + b is corr(z_j, v_k)^2 (0 for a constant z_j)
+            columns.append(factor_correlations(codes, factors[:, k:k + 1])[:, 0] ** 2)
     S = np.array(columns, dtype=np.float64).T                                      # (L, F)
     gaps = _top_two_gap(S)
     return SAP(float(gaps.mean()), gaps, S)
