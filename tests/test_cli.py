@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from vae_teach.cli import main
 from vae_teach.interface import VAEConfig, param_shapes
@@ -27,6 +28,21 @@ def test_train_writes_params_history_summary_and_figures(tmp_path, capsys):
     assert not list(out.glob("*.tmp*")), "a temporary file was left behind"
     printed = capsys.readouterr().out
     assert "nats per image" in printed and "examples/s" in printed
+
+
+def test_fig4b_writes_the_grid_its_codes_and_the_figure(tmp_path, capsys):
+    out = tmp_path / "fig4b"
+    code = main(["fig4b", "--out", str(out), "--epochs", "1", "--n-train", "300", "--hidden", "32"])
+    assert code == 0
+    with np.load(out / "fig4b.npz") as saved:
+        grid, z = saved["grid"], saved["z"]
+    assert grid.shape == (20, 20, 28, 28) and z.shape == (20, 20, 2)
+    assert 0.0 <= grid.min() and grid.max() <= 1.0 and np.ptp(grid) > 0.1
+    values = norm.ppf(np.linspace(0.05, 0.95, 20))                # the inverse-CDF grid over (0.05 ... 0.95)²
+    assert np.allclose(z[3, :, 0], values), "z_1 rises left to right, the same in every row"
+    assert np.allclose(z[:, 7, 1], values[::-1]), "z_2 falls top to bottom, the same in every column"
+    assert (out / "fig4b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "300 examples seen" in capsys.readouterr().out
 
 
 def test_datasets_lists_every_dataset_with_where_or_why(capsys):

@@ -10,8 +10,18 @@ try:  # lesson 05's cases need PyTorch (an extra); the others run without it
 except ImportError:  # pragma: no cover
     torch = F = None
 
+from scipy.spatial.distance import cdist
+from scipy.stats import norm
+
 from vae_teach import elbo, exercises
 from vae_teach.numpy_vae import layers, optim
+
+
+def _nearest_other(codes):
+    """Each point's nearest other point (lesson 03b's reference)."""
+    D = cdist(codes, codes)
+    np.fill_diagonal(D, np.inf)
+    return D.argmin(axis=1)
 
 
 def stub(*args):
@@ -115,6 +125,19 @@ CASES = {
         optim.adam,
         [(lambda w, dw, c: None, "return config"),
          (lambda w, dw, c: (optim.sgd(w, dw, {"lr": c["lr"]}), c)[1], "adam_update")]),
+    # lesson 03b
+    "check_inverse_cdf_values": (
+        lambda n: norm.ppf((np.arange(n) + 0.5) / n),
+        [(lambda n: np.linspace(-3, 3, n), "linear grid"),
+         (lambda n: norm.cdf((np.arange(n) + 0.5) / n), "norm.ppf")]),
+    "check_cell_prior_mass": (
+        lambda b: np.outer(np.diff(norm.cdf(b)), np.diff(norm.cdf(b))),
+        [(lambda b: np.add.outer(np.diff(norm.cdf(b)), np.diff(norm.cdf(b))), "product"),
+         (lambda b: np.outer(np.diff(norm.pdf(b)), np.diff(norm.pdf(b))), "norm.cdf")]),
+    "check_nearest_code_other_digit": (
+        lambda c, y: float(np.mean(y[_nearest_other(c)] != y)),
+        [(lambda c, y: float(np.mean(y[cdist(c, c).argmin(1)] != y)), "own nearest neighbour"),
+         (lambda c, y: float(np.sum(y[_nearest_other(c)] != y)), "a fraction")]),
     # lesson 04: symbolic (PyTensor)
     "check_pytensor_log_likelihood": (
         lambda X, a: (X * a - _pt().softplus(a)).sum(axis=1),

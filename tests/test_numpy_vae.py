@@ -8,6 +8,7 @@ from vae_teach.interface import VAEConfig, VAEModel
 from vae_teach.numpy_vae import layers
 from vae_teach.numpy_vae.gradcheck import (
     check_model_gradients,
+    layer_errors,
     numerical_gradient,
     numerical_gradient_of_array,
     relative_error,
@@ -101,6 +102,21 @@ def test_gradient_check_catches_a_wrong_backward(rng, monkeypatch):
     errors = check_model_gradients(model, rng.uniform(size=(4, 6)), rng.standard_normal((1, 4, 2)))
     assert errors["logvar_W"] > 1e-3
     assert errors["out_W"] < TOLERANCE  # the decoder's gradient does not go through the bug
+
+
+def test_layer_errors_pass_a_correct_layer_and_catch_a_wrong_one(rng):
+    inputs = [rng.normal(size=(4, 5)), rng.normal(size=(5, 3)), rng.normal(size=3)]
+    errors = layer_errors(layers.linear_forward, layers.linear_backward, inputs, ["x", "W", "b"])
+    assert set(errors) == {"x", "W", "b"} and max(errors.values()) < TOLERANCE
+
+    def wrong_linear_backward(dout, cache):  # db off by a factor of 2
+        dx, dW, db = layers.linear_backward(dout, cache)
+        return dx, dW, 2 * db
+
+    errors = layer_errors(layers.linear_forward, wrong_linear_backward, inputs, ["x", "W", "b"])
+    assert errors["x"] < TOLERANCE and errors["W"] < TOLERANCE and errors["b"] > 0.1
+    one = layer_errors(layers.tanh_forward, layers.tanh_backward, [rng.normal(size=(3, 4))], ["x"], seed=3)
+    assert one["x"] < TOLERANCE  # a backward that returns one array, not a tuple
 
 
 def test_gradient_check_refuses_float32():

@@ -3,6 +3,7 @@
     vae-teach train --backend numpy --dataset mnist-5k --latent-dim 2 --epochs 50 --out runs/mnist2d
     vae-teach train --likelihood gaussian-learned --binarize dequantize --eval-k 1000 --out runs/gauss
     vae-teach train --binarize dynamic --objective iwae --samples 5 --out runs/iwae5
+    vae-teach fig4b --out runs/fig4b
     vae-teach datasets
     vae-teach run-notebooks --out build
     vae-teach student-notebooks OUT_DIR
@@ -164,6 +165,29 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_fig4b(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vae_teach.data import load_dataset
+    from vae_teach.fig4b import fig4b, plot_fig4b
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(args.dataset, path=args.data_path, download=args.download)
+    X_train = data.X_train if args.n_train is None else data.X_train[:args.n_train]
+    print(f"training the Fig. 4b VAE {X_train.shape[1]}-{args.hidden}-2 (tanh, Adam, lr {args.lr:g} -> "
+          f"{args.final_lr:g} by a cosine) on {len(X_train):,} {data.name} images for {args.epochs} epochs")
+    result = fig4b(X_train, data.image_shape, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                   final_lr=args.final_lr, hidden=args.hidden, seed=args.seed)
+    _write_npz_atomically(out / "fig4b.npz", {"grid": result.grid, "z": result.z})
+    _save_figure(plot_fig4b(result), out / "fig4b.png")
+    print(f"done in {result.seconds:.1f} s: {result.examples_seen:,} examples seen (the paper: about 10^8); "
+          f"final train ELBO {result.train_elbo[-1]:.1f} nats per image")
+    print(f"wrote fig4b.png and fig4b.npz (grid {result.grid.shape}, z {result.z.shape}) to {out}")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from vae_teach.data import dataset_status
 
@@ -253,6 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true",
                        help="overwrite a run already in --out (params.npz, summary.json, history.json)")
     train.set_defaults(func=cmd_train)
+
+    f4b = sub.add_parser("fig4b", help="train a 2-D VAE and draw the paper's Fig. 4b manifold of digits")
+    f4b.add_argument("--out", required=True, help="output folder: fig4b.png, fig4b.npz (grid, z)")
+    f4b.add_argument("--dataset", default="mnist-5k", help="mnist-5k, or mnist where the full set is present")
+    f4b.add_argument("--data-path", default=None, help="a folder holding the dataset's files")
+    f4b.add_argument("--download", action="store_true", help="download the dataset if not found")
+    f4b.add_argument("--epochs", type=int, default=200)
+    f4b.add_argument("--n-train", type=int, default=None, help="train on the first N images only")
+    f4b.add_argument("--hidden", type=int, default=500)
+    f4b.add_argument("--batch-size", type=int, default=100)
+    f4b.add_argument("--lr", type=float, default=2e-3, help="Adam's first learning rate")
+    f4b.add_argument("--final-lr", type=float, default=1e-4, help="its last, after a cosine decay")
+    f4b.add_argument("--seed", type=int, default=0)
+    f4b.set_defaults(func=cmd_fig4b)
 
     datasets = sub.add_parser("datasets", help="list each dataset and where it was found, or why not")
     datasets.set_defaults(func=cmd_datasets)

@@ -322,6 +322,56 @@ def check_adam_update(adam_update) -> bool:
     ])
 
 
+# --------------------------------------------------------------- lesson 03b
+def check_inverse_cdf_values(inverse_cdf_values) -> bool:
+    """``inverse_cdf_values(n) -> (n,)``: z_i = Φ⁻¹((i + 1/2) / n), i = 0..n-1, increasing."""
+    from scipy.stats import norm
+
+    n = 7
+    got, done = _attempt(inverse_cdf_values, n)
+    if not done:
+        return False
+    return _judge("inverse_cdf_values", got, norm.ppf((np.arange(n) + 0.5) / n), [
+        (norm.ppf(np.linspace(0, 1, n + 2)[1:-1]), "the cell centres are (i + 1/2) / n, not i / (n + 1)."),
+        (norm.cdf((np.arange(n) + 0.5) / n), "Φ⁻¹ is the inverse CDF, scipy.stats.norm.ppf, not norm.cdf."),
+        (norm.pdf((np.arange(n) + 0.5) / n), "Φ⁻¹ is the inverse CDF, scipy.stats.norm.ppf, not the density."),
+        (np.linspace(-3, 3, n), "this is the linear grid: pass (i + 1/2) / n through norm.ppf."),
+    ], shape_hint="Return the n values of one axis: (n,).")
+
+
+def check_cell_prior_mass(cell_prior_mass) -> bool:
+    """``cell_prior_mass(borders) -> (n, n)``: the N(0, I) mass of each cell of a square grid whose
+    cells on each axis lie between consecutive entries of ``borders`` (n + 1,), ±inf allowed."""
+    from scipy.stats import norm
+
+    borders = np.array([-np.inf, -1.0, 0.2, 1.5, np.inf])
+    got, done = _attempt(cell_prior_mass, borders.copy())
+    if not done:
+        return False
+    mass_1d = np.diff(norm.cdf(borders))
+    return _judge("cell_prior_mass", got, np.outer(mass_1d, mass_1d), [
+        (np.add.outer(mass_1d, mass_1d), "the 2-D mass is a *product* of the two 1-D masses (the prior factorises)."),
+        (np.outer(np.diff(norm.pdf(borders)), np.diff(norm.pdf(borders))),
+         "a mass is a difference of the CDF, norm.cdf, not of the density."),
+        (np.outer(mass_1d, mass_1d) / np.outer(mass_1d, mass_1d).sum() * 2, "do not renormalise."),
+    ], shape_hint="Return an (n, n) array for n + 1 borders.")
+
+
+def check_nearest_code_other_digit(nearest_code_other_digit) -> bool:
+    """``nearest_code_other_digit(codes, y) -> float``: the fraction of points whose nearest
+    *other* point (Euclidean, in code space) has another label. codes (N, F), y (N,)."""
+    codes = np.array([[0.0, 0.0], [0.1, 0.0], [1.0, 1.0], [1.0, 1.2], [5.0, 5.0], [1.05, 0.95]])
+    y = np.array([3, 3, 1, 7, 7, 1])
+    got, done = _attempt(nearest_code_other_digit, codes.copy(), y.copy())
+    if not done:
+        return False
+    return _judge("nearest_code_other_digit", got, 1 / 6, [
+        (0.0, "every point is its own nearest neighbour at distance 0: exclude it (np.fill_diagonal(D, np.inf))."),
+        (5 / 6, "count the points whose nearest neighbour has *another* label, not the same label."),
+        (1.0, "return a fraction of the points, not a count."),
+    ], shape_hint="Return one number, a fraction in [0, 1].")
+
+
 # --------------------------------------------------------------- lesson 04
 def _pytensor():
     """(pytensor, pytensor.tensor, a mode that evaluates a graph as written).

@@ -94,3 +94,22 @@ def _require_float64(x: np.ndarray) -> None:
             f"gradient checks need float64 (got {np.asarray(x).dtype}): in float32, "
             "round-off in f(x +- h) swamps the difference. Build the model with dtype=np.float64."
         )
+
+
+def layer_errors(forward: Callable, backward: Callable, inputs: list[np.ndarray], names: list[str],
+                 seed: int = 0) -> dict[str, float]:
+    """The relative error of each input's gradient from ``backward`` against centred differences.
+
+    ``forward(*inputs) -> (out, cache)`` and ``backward(dout, cache) -> grads``
+    (one array or a tuple, in the order of ``inputs``) are a layer's pair, as
+    in ``layers.py``. ``inputs``: float64 arrays; the first ``len(names)`` are
+    checked, for one random upstream gradient ``dout`` (drawn with ``seed``).
+    Returns: {name: relative error}. Defined in notebook 03.
+    """
+    out, cache = forward(*inputs)
+    dout = np.random.default_rng(seed).standard_normal(np.shape(out))   # a random upstream gradient
+    analytic = backward(dout, cache)
+    analytic = analytic if isinstance(analytic, tuple) else (analytic,)
+    return {name: relative_error(numerical_gradient_of_array(lambda: forward(*inputs)[0], inputs[i], dout),
+                                 analytic[i])
+            for i, name in enumerate(names)}
