@@ -106,3 +106,16 @@ def test_knn_judge_votes_and_ignores_brightness(rng):
     assert share[0] == pytest.approx(0.5), "an even blend of two classes splits the vote"
     with pytest.raises(ValueError, match="k must be"):
         proximity.knn_judge(prototypes, X_ref, y_ref, k=16)
+
+
+def test_empty_points_find_the_hole_in_a_ring():
+    from vae_teach.proximity import empty_points
+
+    angle = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    codes = np.stack([np.cos(angle), np.sin(angle)], axis=1)       # a ring: empty in the middle
+    Z, in_gaps, gap = empty_points(codes, n_points=3)
+    assert Z.shape == (3, 2) and in_gaps.shape == (3,) and np.all(np.diff(in_gaps) <= 0)
+    assert np.linalg.norm(Z[0]) < 0.05, "the emptiest point of a ring is its centre"
+    assert in_gaps[0] > 0.95 / gap > 50
+    with pytest.raises(ValueError, match="2-D"):
+        empty_points(np.zeros((10, 3)))

@@ -12,12 +12,13 @@ an autoencoder's codes g(x) (lesson 01) and a VAE's means mu(x):
   median code distance of a pair.
 - ``proximity_metrics(X, codes, labels)``: the three above as one dict.
 - ``median_neighbour_gap(codes)`` and ``between_clusters(codes, labels)``:
-  the empty space between classes, in units of the typical gap between codes.
+  the empty space between classes, in units of the typical gap between codes;
+  ``empty_points(codes)``: the emptiest points inside 2-D codes' convex hull.
 - ``decoder_entropy(logits)``: how sure a Bernoulli decoder is of its image.
 - ``knn_judge(X, X_ref, y_ref)``: which digit an image looks like, by the
   majority of its nearest reference images, and how many of them agree.
 
-Defined in notebook 01; re-run on the VAE of lesson 03.
+Defined in notebook 01; re-run on the VAE of lesson 03b.
 """
 
 from __future__ import annotations
@@ -172,3 +173,36 @@ def knn_judge(X: np.ndarray, X_ref: np.ndarray, y_ref: np.ndarray,
     votes = y_ref[nearest]
     label = np.array([np.bincount(v).argmax() for v in votes])
     return label, np.mean(votes == label[:, None], axis=1)
+
+
+def empty_points(codes: np.ndarray, n_points: int = 8, grid_size: int = 60,
+                 min_apart: float = 0.08) -> tuple[np.ndarray, np.ndarray, float]:
+    """The emptiest places among 2-D codes, chosen by a rule rather than by eye.
+
+    Lays a grid_size x grid_size grid over the codes' bounding box, keeps the
+    points inside their convex hull, and takes the ``n_points`` farthest from
+    every code, each at least ``min_apart`` x the box's diagonal from the others.
+    codes: (N, 2). Returns: Z_empty (n_points, 2); their distances to the nearest
+    code in gaps (n_points,), largest first; gap, ``median_neighbour_gap(codes)``.
+    Lesson 03b compares an autoencoder's with a VAE's.
+    """
+    from scipy.spatial import Delaunay
+
+    codes = _pairs(codes, "codes")
+    if codes.shape[1] != 2:
+        raise ValueError(f"empty_points needs 2-D codes (N, 2), got shape {codes.shape}.")
+    tree = cKDTree(codes)
+    gap = median_neighbour_gap(codes)
+    lo, hi = codes.min(axis=0), codes.max(axis=0)
+    axes = [np.linspace(lo[k], hi[k], grid_size) for k in range(2)]
+    grid = np.stack(np.meshgrid(*axes), axis=-1).reshape(-1, 2)   # (grid_size², 2)
+    grid = grid[Delaunay(codes).find_simplex(grid) >= 0]          # inside the convex hull
+    distance = tree.query(grid)[0]
+    spacing = min_apart * np.linalg.norm(hi - lo)
+    chosen: list[int] = []
+    for i in np.argsort(-distance):
+        if all(np.linalg.norm(grid[i] - grid[j]) > spacing for j in chosen):
+            chosen.append(i)
+        if len(chosen) == n_points:
+            break
+    return grid[chosen], distance[chosen] / gap, gap
