@@ -115,3 +115,17 @@ def test_log_weight_matrix_holds_the_estimators_samples(model_and_data):
                                rtol=1e-12)
     with pytest.raises(ValueError, match="must be >= 1"):
         importance_log_weights(model, X, k=10, batch_size=0)
+
+
+def test_prior_to_aggregate_log_ratio_against_a_direct_sum():
+    from scipy.stats import multivariate_normal
+
+    from vae_teach.evaluate import prior_to_aggregate_log_ratio
+
+    rng = np.random.default_rng(0)
+    mu, logvar, Z = rng.normal(size=(7, 2)), rng.normal(scale=0.5, size=(7, 2)), rng.normal(size=(300, 2)) * 2
+    q = np.mean([multivariate_normal(m, np.diag(np.exp(lv))).pdf(Z) for m, lv in zip(mu, logvar)], axis=0)
+    p = multivariate_normal(np.zeros(2), np.eye(2)).pdf(Z)
+    np.testing.assert_allclose(prior_to_aggregate_log_ratio(mu, logvar, Z, chunk=64), np.log(q / p), rtol=1e-10)
+    # posteriors equal to the prior fill it exactly: ratio 1 everywhere
+    np.testing.assert_allclose(prior_to_aggregate_log_ratio(np.zeros((3, 2)), np.zeros((3, 2)), Z), 0, atol=1e-12)

@@ -251,6 +251,49 @@ def test_the_in_graph_noise_is_seeded():
     assert model.make_train_step("adam", noise_seed=10)(X) != losses[0][0], "another seed, same noise"
 
 
+def test_a_new_setting_reuses_the_compiled_step(monkeypatch):
+    """lr, l2 and Adam's betas are shared variables, not constants in the graph: a new setting
+    compiles nothing (the same step and compiled function serve it), and its steps equal those of
+    a step compiled afresh, on a new model, for that setting, and NumPy's."""
+    import pytensor
+
+    config, start = CONFIGS[0], NumpyVAE(CONFIGS[0], seed=0, dtype=np.float64).get_params()
+    settings = {"sgd": ({"lr": 0.05, "l2": 1e-2}, {"lr": 0.2, "l2": 0.5}),
+                "adam": ({"lr": 0.01}, {"lr": 0.03, "l2": 0.1, "beta1": 0.5, "beta2": 0.9, "eps": 1e-6})}
+    for optimizer, (first, second) in settings.items():
+        model = shared_model(config)
+        model.set_params(start)
+        step = model.make_train_step(optimizer, **first)
+        run_optimizer(model, NumpyVAE(config, seed=0, dtype=np.float64), optimizer, first, steps=2)
+        compiled = step.function(random_noise=False)
+
+        compiles = []
+        real_function = pytensor.function
+        monkeypatch.setattr(pytensor, "function", lambda *a, **k: compiles.append(1) or real_function(*a, **k))
+        model.set_params(start)
+        ref = NumpyVAE(config, seed=0, dtype=np.float64)
+        ref.set_params(start)
+        losses, ref_losses = run_optimizer(model, ref, optimizer, second, steps=3)
+        monkeypatch.undo()
+        assert not compiles, f"{optimizer}: a new lr/l2/beta setting compiled {len(compiles)} function(s)"
+        again = model.make_train_step(optimizer, **second)
+        assert again is step and again.function(random_noise=False) is compiled, "the compiled step is reused"
+        assert again.hyperparameters == {**pytensor_vae.OPTIMIZER_OPTIONS[optimizer], **second,
+                                         "l2": second.get("l2", 0.0)}
+
+        fresh = PytensorVAE(config, seed=3, dtype="float64")
+        fresh.set_params(start)
+        fresh_losses, _ = run_optimizer(fresh, NumpyVAE(config, seed=0, dtype=np.float64), optimizer, second,
+                                        steps=3)
+        np.testing.assert_array_equal(losses, fresh_losses, err_msg=f"{optimizer}: reused step != fresh step")
+        for name, value in fresh.get_params().items():
+            np.testing.assert_array_equal(model.get_params()[name], value, err_msg=f"{optimizer}: {name}")
+        assert relative_error(losses, ref_losses) < PARAM_RTOL_64, f"{optimizer}: {losses} != NumPy's {ref_losses}"
+        for name, value in ref.params.items():
+            err = relative_error(model.get_params()[name], value)
+            assert err < PARAM_RTOL_64, f"{optimizer}: {name} off NumPy's by relative {err:.1e} with the new setting"
+
+
 def structured_data(n, seed):
     """Binary images near one of three prototypes: something a VAE can learn in a few epochs."""
     rng = np.random.default_rng(seed)

@@ -167,3 +167,24 @@ def elbo_of_q(model: VAEModel, X: np.ndarray, mu: np.ndarray, logvar: np.ndarray
     X_rep = np.broadcast_to(X, (n_samples,) + X.shape).reshape(n_samples * len(X), -1)
     log_px = np.asarray(model.log_likelihood(X_rep, Z.reshape(-1, model.latent_dim)), np.float64)
     return log_px.reshape(n_samples, len(X)).mean(axis=0) - gaussian_kl(mu, logvar)
+
+
+def prior_to_aggregate_log_ratio(mu: np.ndarray, logvar: np.ndarray, Z: np.ndarray,
+                                 chunk: int = 256) -> np.ndarray:
+    """log q(z) - log p(z) at each point of Z, q(z) = 1/N sum_n N(z; mu_n, exp(logvar_n)) the
+    aggregate posterior of N encoded images, p(z) = N(0, I) the prior.
+
+    Where it is below log(1/10), the prior puts mass that no image's posterior
+    covers: a *hole* (lesson 06), where the decoder was hardly trained.
+    Inputs: mu, logvar: (N, L) from ``model.encode``; Z: (M, L). Returns: (M,), nats.
+    """
+    mu, logvar, Z = (np.asarray(a, dtype=np.float64) for a in (mu, logvar, Z))
+    out = []
+    for start in range(0, len(Z), chunk):
+        z = Z[start:start + chunk, None, :]                                          # (m, 1, L)
+        log_q_n = -0.5 * (np.log(2 * np.pi) + logvar + (z - mu) ** 2 / np.exp(logvar)).sum(axis=2)  # (m, N)
+        top = log_q_n.max(axis=1)
+        log_q = top + np.log(np.exp(log_q_n - top[:, None]).mean(axis=1))          # (m,)
+        log_p = -0.5 * (np.log(2 * np.pi) + z[:, 0, :] ** 2).sum(axis=1)
+        out.append(log_q - log_p)
+    return np.concatenate(out) if out else np.zeros(0)

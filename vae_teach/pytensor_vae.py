@@ -11,7 +11,8 @@ the optimiser's update rule becomes part of one compiled training function.
   Gaussian variance is the shared variable ``out_logvar``), and besides the
   ELBO the IWAE bound (``iwae_with_noise``, ``loss_and_grads(objective="iwae")``,
   notebook 08).
-- ``PytensorVAE.make_train_step``: one compiled optimiser step (sgd, adagrad, adam).
+- ``PytensorVAE.make_train_step``: one compiled optimiser step (sgd, adagrad, adam), whose
+  hyper-parameters are shared variables: a new setting compiles nothing.
 - ``train``: the shared epoch loop (``vae_teach.training.fit``) around that step.
 - ``graph_text``: the ELBO graph as text, before and after PyTensor's rewrites.
 
@@ -199,6 +200,17 @@ def _import_pytensor():
     return pytensor, pt
 
 
+def quiet_install_notes() -> None:
+    """Silence two notes from PyTensor's backends about how they were installed, not about the model:
+    a pip install links no BLAS library for the C backend, and Numba remarks on transposed matrices
+    while it compiles. They appear on some machines only, or only with an empty cache."""
+    import logging
+
+    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation")
+    warnings.filterwarnings("ignore", message=r"np.dot\(\) is faster on contiguous arrays")
+    logging.getLogger("pytensor.tensor.blas").setLevel(logging.ERROR)
+
+
 # Only an environment variable, no file: so that a plain `import pytensor` after
 # importing this module uses the chosen directory too.
 if _pytensor_if_imported() is None:
@@ -242,6 +254,7 @@ class PytensorVAE:
         self.params = {name: self._pytensor.shared(value, name=name)
                        for name, value in init_params(config, seed=seed, dtype=self.dtype).items()}
         self._functions: dict = {}
+        self._train_steps: dict = {}
         self.compile_seconds: dict[str, float] = {}
         pt = self._pt
         # The symbolic inputs and the per-example ELBO, built once.
@@ -489,9 +502,18 @@ class PytensorVAE:
         model's seed); objective: "elbo" or "iwae" (the IWAE_K bound, K the
         noise's first axis, notebook 08); options: eps for adagrad; beta1,
         beta2, eps, moment_floor for adam.
+
+        The model keeps one step per (optimizer, n_samples, objective), compiled
+        on first use: asking again returns that same step, reset (new
+        hyper-parameters, zeroed optimiser state, reseeded noise), and compiles
+        nothing. The weights are not reset: ``set_params`` does that.
         """
-        return TrainStep(self, optimizer, lr, l2, n_samples, self.seed if noise_seed is None else noise_seed,
-                         options, objective)
+        key = (optimizer, int(n_samples), objective)
+        if key not in self._train_steps:
+            self._train_steps[key] = TrainStep(self, optimizer, n_samples, objective)
+        step = self._train_steps[key]
+        step.reset(lr=lr, l2=l2, noise_seed=noise_seed, **options)
+        return step
 
     # ----- input checks (vae_teach.checks) ----------------------------
     def _images(self, X, name: str = "X") -> np.ndarray:
@@ -516,30 +538,69 @@ class TrainStep:
     use; they share the model's weights and the optimiser's state, which are
     all PyTensor shared variables that the functions' ``updates`` change.
     ``state``: the optimiser's shared variables, by name (e.g. "m/enc0_W").
+
+    The hyper-parameters (lr, l2 and the rule's options) are shared float64
+    scalars too, not constants baked into the graph: ``set_hyperparameters``
+    changes them without compiling anything, so one compiled step serves every
+    setting (``PytensorVAE.make_train_step`` hands out the model's one step per
+    optimiser, objective and K, reset). Defined in notebook 04.
     """
 
-    def __init__(self, model: PytensorVAE, optimizer, lr, l2, n_samples, noise_seed, options,
-                 objective: str = "elbo"):
+    def __init__(self, model: PytensorVAE, optimizer: str, n_samples: int = 1, objective: str = "elbo"):
         _check_objective(objective)
         if optimizer not in OPTIMIZER_OPTIONS:
             raise ValueError(f"unknown optimiser {optimizer!r}; choose one of {sorted(OPTIMIZER_OPTIONS)}.")
-        unknown = set(options) - set(OPTIMIZER_OPTIONS[optimizer])
-        if unknown:
-            raise TypeError(f"{optimizer} takes no option(s) {sorted(unknown)}; it takes lr, l2"
-                            + "".join(f", {k}" for k in OPTIMIZER_OPTIONS[optimizer]) + ".")
         checks.count(n_samples, "n_samples")
-        if lr is not None:
-            checks.positive(lr, "lr")
-        checks.nonnegative(l2, "l2")
-        checks.seed(noise_seed, "noise_seed")
         self.model, self.optimizer, self.n_samples, self.objective = model, optimizer, n_samples, objective
-        self.lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
-        self.l2 = float(l2)
-        self.hyperparameters = {**OPTIMIZER_OPTIONS[optimizer], **options}
-        self.rng = model._pt.random.shared_rng(seed=noise_seed, name="noise_rng")
+        shared = model._pytensor.shared
+        self._hyper = {name: shared(np.float64(value), name=name)
+                       for name, value in {"lr": DEFAULT_LR[optimizer], "l2": 0.0,
+                                           **OPTIMIZER_OPTIONS[optimizer]}.items()}
+        self.rng = model._pt.random.shared_rng(seed=model.seed, name="noise_rng")
         self.state: dict = {}
         self._functions: dict = {}
 
+    # ----- hyper-parameters and state -----------------------------------
+    @property
+    def lr(self) -> float:
+        return float(self._hyper["lr"].get_value())
+
+    @property
+    def l2(self) -> float:
+        return float(self._hyper["l2"].get_value())
+
+    @property
+    def hyperparameters(self) -> dict[str, float]:
+        """Every hyper-parameter's current value, by name (lr, l2 and the rule's options)."""
+        return {name: float(var.get_value()) for name, var in self._hyper.items()}
+
+    def set_hyperparameters(self, lr: float | None = None, l2: float | None = None, **options) -> None:
+        """Change lr, l2 or the rule's options (see ``OPTIMIZER_OPTIONS``) for the next steps; compiles nothing.
+        None leaves a value as it is."""
+        unknown = set(options) - set(OPTIMIZER_OPTIONS[self.optimizer])
+        if unknown:
+            raise TypeError(f"{self.optimizer} takes no option(s) {sorted(unknown)}; it takes lr, l2"
+                            + "".join(f", {k}" for k in OPTIMIZER_OPTIONS[self.optimizer]) + ".")
+        if lr is not None:
+            checks.positive(lr, "lr")
+        if l2 is not None:
+            checks.nonnegative(l2, "l2")
+        for name, value in {"lr": lr, "l2": l2, **options}.items():
+            if value is not None:
+                self._hyper[name].set_value(np.float64(value))
+
+    def reset(self, lr: float | None = None, l2: float = 0.0, noise_seed: int | None = None, **options) -> None:
+        """Start afresh: the rule's defaults overridden by lr, l2 and options, the optimiser's state
+        zeroed (Adam's step count too), the noise generator reseeded (default: the model's seed).
+        The model's weights are left as they are."""
+        self.set_hyperparameters(lr=DEFAULT_LR[self.optimizer] if lr is None else lr, l2=l2,
+                                 **{**OPTIMIZER_OPTIONS[self.optimizer], **options})
+        for var in self.state.values():
+            var.set_value(np.zeros_like(var.get_value(borrow=True)))
+        seed = self.model.seed if noise_seed is None else checks.seed(noise_seed, "noise_seed")
+        self.rng.set_value(np.random.default_rng(seed), borrow=True)
+
+    # ----- the compiled step --------------------------------------------
     def __call__(self, X_batch: np.ndarray, eps: np.ndarray | None = None) -> float:
         """One step on X_batch (B, D), checked; eps (K, B, L) or None. Returns the loss (see ``unchecked``)."""
         X = self.model._images(X_batch, "X_batch")
@@ -554,7 +615,8 @@ class TrainStep:
         return float(self.function(random_noise=False)(X, eps))
 
     def function(self, random_noise: bool = True):
-        """The compiled step: inputs [X] (noise drawn in the graph) or [X, eps]; output the loss."""
+        """The compiled step: inputs [X] (noise drawn in the graph) or [X, eps]; output the loss.
+        Compiled on first use and kept: the same object for every setting of the hyper-parameters."""
         key = "random_noise" if random_noise else "given_noise"
         if key not in self._functions:
             model = self.model
@@ -602,28 +664,31 @@ class TrainStep:
         return self.state[key]
 
     def _updates(self, w, dw) -> dict:
-        """{shared variable: its new value} for one parameter, torch.optim's formulas."""
-        pt, c, h = self.model._pt, self.model._const, self.hyperparameters
-        g = dw + c(self.l2) * w if self.l2 else dw
+        """{shared variable: its new value} for one parameter, torch.optim's formulas.
+
+        The hyper-parameters are float64 scalars, cast to the weights' dtype where they meet an
+        array; the Adam bias corrections stay in float64, as NumPy computes them."""
+        pt, h = self.model._pt, self._hyper
+        def cast(scalar):
+            return scalar.astype(w.dtype)
+        g = dw + cast(h["l2"]) * w
         if self.optimizer == "sgd":
-            return {w: w - c(self.lr) * g}
+            return {w: w - cast(h["lr"]) * g}
         if self.optimizer == "adagrad":
             sum_sq = self._shared_state("sum_sq", w)
             new_sum_sq = sum_sq + g * g
-            return {sum_sq: new_sum_sq, w: w - c(self.lr) * g / (pt.sqrt(new_sum_sq) + c(h["eps"]))}
-        b1, b2, floor = h["beta1"], h["beta2"], h["moment_floor"]
+            return {sum_sq: new_sum_sq, w: w - cast(h["lr"]) * g / (pt.sqrt(new_sum_sq) + cast(h["eps"]))}
+        b1, b2, floor = h["beta1"], h["beta2"], cast(h["moment_floor"])
         m, v = self._shared_state("m", w), self._shared_state("v", w)
         new_t = self._shared_state("t") + 1
-        new_m = c(b1) * m + c(1 - b1) * g
-        new_v = c(b2) * v + c(1 - b2) * (g * g)
-        if floor:  # zero the moments below the floor, so they never become subnormal (see optim.adam)
-            new_m = pt.switch(pt.lt(abs(new_m), c(floor)), c(0), new_m)
-            new_v = pt.switch(pt.lt(new_v, c(floor)), c(0), new_v)
-        # The bias corrections are scalars: computed in float64, as NumPy does, then cast.
-        lr, one = pt.constant(np.float64(self.lr)), pt.constant(np.float64(1))
-        step_size = (lr / (one - pt.constant(np.float64(b1)) ** new_t)).astype(w.dtype)
-        root_bc2 = pt.sqrt(one - pt.constant(np.float64(b2)) ** new_t).astype(w.dtype)
-        return {m: new_m, v: new_v, w: w - step_size * new_m / (pt.sqrt(new_v) / root_bc2 + c(h["eps"]))}
+        new_m = cast(b1) * m + cast(1 - b1) * g
+        new_v = cast(b2) * v + cast(1 - b2) * (g * g)
+        # Moments below the floor become 0, so they never become subnormal (see optim.adam); floor 0: no-op.
+        new_m = pt.switch(pt.lt(abs(new_m), floor), pt.zeros_like(new_m), new_m)
+        new_v = pt.switch(pt.lt(new_v, floor), pt.zeros_like(new_v), new_v)
+        step_size = cast(h["lr"] / (1 - b1 ** new_t))
+        root_bc2 = cast(pt.sqrt(1 - b2 ** new_t))
+        return {m: new_m, v: new_v, w: w - step_size * new_m / (pt.sqrt(new_v) / root_bc2 + cast(h["eps"]))}
 
 
 # ----- training and inspection ---------------------------------------------
