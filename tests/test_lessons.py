@@ -74,3 +74,17 @@ def test_notebook_and_its_jupytext_source_hold_the_same_cells(path):
     first_difference = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     assert a == b, (f"{path.name} and {source.name} differ from cell {first_difference} on "
                     f"({len(a)} and {len(b)} cells): edit the .md, then `make lessons LESSONS={source}`")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_every_committed_widget_has_its_state_saved(path):
+    # Without the widget state in the notebook's metadata, a page without a kernel (JupyterLab on
+    # opening, nbconvert's HTML, the book) shows "Error displaying widget: model not found".
+    # nbclient saves it (NotebookClient(store_widget_state=True), the default) and `vae-teach execute` keeps it.
+    nb = nbformat.read(path, 4)
+    views = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+             for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    missing = [m for m in views if m not in state]
+    assert not missing, f"{path.name}: {len(missing)} widget outputs without saved state: re-run `vae-teach execute`"

@@ -272,6 +272,18 @@ def test_figures():
     plt.close("all")
 
 
+def test_the_static_figure_shows_what_the_explorer_shows(X):
+    explorer = widgets.latent_explorer(FakeModel(latent_dim=3), (H, W), X=X, traversal_steps=5)
+    explorer.set_z([1.0, -0.5, 0.0])
+    fig = explorer.figure()
+    decoded, scatter, strips = (ax.get_images()[0].get_array() for ax in fig.axes[:3])
+    np.testing.assert_array_equal(decoded, explorer.shown_image)
+    np.testing.assert_array_equal(scatter, pixels(explorer.scatter.value))     # the widget's picture, marker and all
+    assert strips.shape == (3 * (H + 1) - 1, 5 * (W + 1) - 1)
+    assert "z = (+1.00, -0.50, +0.00)" in fig.axes[0].get_title()
+    plt.close("all")
+
+
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("backend,module", [("numpy", "numpy"), ("pytensor", "pytensor"), ("torch", "torch")])
 def test_every_backend_drives_the_explorer(backend, module, X):

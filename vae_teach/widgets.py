@@ -240,6 +240,10 @@ class _ScatterCanvas:
 
     def png_with_marker(self, point) -> bytes:
         """The scatter with a red crosshair and dot at ``point`` (2,), as PNG bytes."""
+        return _rgba_png(self.rgba_with_marker(point))
+
+    def rgba_with_marker(self, point) -> np.ndarray:
+        """The scatter with a red crosshair and dot at ``point`` (2,): (h, w, 4) uint8."""
         rgba = self._rgba.copy()
         col, row = self.pixel_of(point)
         left, top, right, bottom = (round(v) for v in self._box)
@@ -253,7 +257,7 @@ class _ScatterCanvas:
         rgba[d2 <= 6.5 ** 2, :3] = 255
         rgba[d2 <= 5.0 ** 2, :3] = red.astype(np.uint8)
         rgba[d2 <= 6.5 ** 2, 3] = 255
-        return _rgba_png(rgba)
+        return rgba
 
 
 # ----- the explorer ---------------------------------------------------------------
@@ -511,6 +515,32 @@ class LatentExplorer:
         self.request(self._slider_z())
 
     # ----- display ------------------------------------------------------------------
+    def figure(self):
+        """What the explorer shows now, as a static matplotlib Figure.
+
+        decode(z) at ``shown_z``, the scatter with z marked, and the traversal
+        strips through z: the picture a page without a kernel (GitHub, a
+        book) can show beside the live widget, which needs one. Returns the Figure.
+        """
+        import matplotlib.pyplot as plt
+
+        self.wait_idle()
+        z = self.shown_z
+        rows = self.latent_dim
+        fig, axes = plt.subplots(1, 3, figsize=(12, max(3.4, 0.6 * rows + 1.2)), layout="constrained",
+                                 width_ratios=(0.75, 1.1, 0.25 * len(self._values) + 0.5))
+        axes[0].imshow(self.shown_image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        axes[0].set_title("decode(z),\nz = (" + ", ".join(f"{v:+.2f}" for v in z) + ")", fontsize=9)
+        axes[0].set_axis_off()
+        point = z[[self.dims[0], self.dims[1]]] if self.latent_dim > 1 else np.array([z[0], 0.0])
+        axes[1].imshow(self._canvas.rgba_with_marker(point), interpolation="nearest")
+        axes[1].set_title("dashed circles: r = 1 and 2", fontsize=9)
+        axes[1].set_axis_off()
+        traversal_figure(self.model, self.image_shape, z=z, values=self._values, ax=axes[2])
+        axes[2].set_title("traversals: one dimension moved, the others at z", fontsize=9)
+        axes[2].set_xlabel("value of the moved dimension (prior sd)", fontsize=9)
+        return fig
+
     def __repr__(self) -> str:
         return (f"LatentExplorer(latent_dim={self.latent_dim}, sliders from {-self.span:g} to "
                 f"{self.span:g} prior standard deviations, {self.n_points} posterior means shown)")
