@@ -18,7 +18,7 @@ from vae_teach.numpy_vae import NumpyVAE, train
 
 @pytest.fixture(scope="module")
 def trained():
-    data = load_dataset("mnist-5k", binarize="static")
+    data = load_dataset("mnist-5k", binarize="threshold")
     model = NumpyVAE(VAEConfig(784, (64,), 4), seed=0)
     train(model, data.X_train[:800], epochs=4, batch_size=50, lr=3e-3, progress=False)
     return model, data.X_test[:40]

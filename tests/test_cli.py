@@ -8,6 +8,7 @@ import pytest
 from scipy.stats import norm
 
 from vae_teach.cli import main
+from vae_teach.data import load_dataset
 from vae_teach.interface import VAEConfig, param_shapes
 
 
@@ -93,6 +94,28 @@ def test_train_with_the_iwae_objective_and_a_grey_bernoulli_warning(tmp_path, ca
 
 def test_a_density_on_binarised_pixels_is_refused_before_anything_is_written(tmp_path, capsys):
     out = tmp_path / "bad"
-    code = main(["train", "--likelihood", "gaussian", "--binarize", "static", "--out", str(out), "--quiet"])
-    assert code == 2 and not out.exists()
-    assert "--binarize dequantize" in capsys.readouterr().err
+    for binarize in ("threshold", "static", "dynamic"):
+        code = main(["train", "--likelihood", "gaussian", "--binarize", binarize, "--out", str(out), "--quiet"])
+        assert code == 2 and not out.exists()
+        assert "--binarize dequantize" in capsys.readouterr().err
+
+
+def test_binarize_static_is_a_seeded_stochastic_test_draw_and_threshold_is_x_above_half(tmp_path, monkeypatch):
+    import vae_teach.evaluate as evaluate
+
+    seen = {}
+    real = evaluate.dataset_elbo
+
+    def spy(model, X, *args, **kwargs):
+        seen.setdefault(binarize, X)
+        return real(model, X, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "dataset_elbo", spy)
+    for binarize in ("threshold", "static"):
+        assert main(["train", "--binarize", binarize, "--latent-dim", "2", "--hidden", "8", "--epochs", "1",
+                     "--out", str(tmp_path / binarize), "--quiet"]) == 0
+        assert json.loads((tmp_path / binarize / "summary.json").read_text())["binarize"] == binarize
+    grey = load_dataset("mnist-5k").X_test
+    np.testing.assert_array_equal(seen["threshold"], grey > 0.5)
+    assert set(np.unique(seen["static"])) == {0.0, 1.0} and not np.array_equal(seen["static"], grey > 0.5)
+    assert abs(seen["static"].mean() - grey.mean()) < 0.01, "a Bernoulli draw keeps the mean intensity"

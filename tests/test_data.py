@@ -27,6 +27,7 @@ from vae_teach.data import (
     batch_indices,
     binarize_dynamic,
     binarize_static,
+    binarize_threshold,
     dequantize,
     load_dataset,
     minibatches,
@@ -352,10 +353,15 @@ def test_corrupt_file_in_dataset_names_the_file(tmp_path):
     assert str(bad) in str(info.value)
 
 
-def test_static_binarize_option(tmp_path):
+def test_threshold_binarize_option_and_static_its_pending_deprecated_old_name(tmp_path):
     make_idx_dir(tmp_path / "d")
-    ds = load_dataset("mnist", path=tmp_path / "d", binarize="static")
+    ds = load_dataset("mnist", path=tmp_path / "d", binarize="threshold")
     assert set(np.unique(ds.X_train)) <= {0.0, 1.0} and ds.X_train.dtype == np.float32
+    raw = load_dataset("mnist", path=tmp_path / "d")
+    np.testing.assert_array_equal(ds.X_test, binarize_threshold(raw.X_test))
+    with pytest.warns(PendingDeprecationWarning, match="binarize='threshold'"):
+        old = load_dataset("mnist", path=tmp_path / "d", binarize="static")
+    np.testing.assert_array_equal(old.X_train, ds.X_train)
     with pytest.raises(ValueError, match="binarize_dynamic"):
         load_dataset("mnist", path=tmp_path / "d", binarize="dynamic")
 
@@ -503,13 +509,24 @@ def test_dataset_status(tmp_path):
 
 
 # -------------------------------------------------------------- binarisation
-def test_binarize_static():
+def test_binarize_threshold():
     X = np.array([[0.0, 0.2, 0.5, 0.51, 1.0]])
-    np.testing.assert_array_equal(binarize_static(X), [[0, 0, 0, 1, 1]])
-    np.testing.assert_array_equal(binarize_static(X, threshold=0.1), [[0, 1, 1, 1, 1]])
-    assert binarize_static(X).dtype == np.float32
+    np.testing.assert_array_equal(binarize_threshold(X), [[0, 0, 0, 1, 1]])
+    np.testing.assert_array_equal(binarize_threshold(X, threshold=0.1), [[0, 1, 1, 1, 1]])
+    assert binarize_threshold(X).dtype == np.float32
     with pytest.raises(ValueError, match="255"):
-        binarize_static(X * 255)
+        binarize_threshold(X * 255)
+
+
+def test_binarize_static_is_one_seeded_stochastic_draw_and_refuses_the_old_signature():
+    X = np.random.default_rng(0).random((300, 400)).astype(np.float32)
+    B = binarize_static(X, 3)
+    assert B.dtype == np.float32 and set(np.unique(B)) == {0.0, 1.0}
+    assert abs(B.mean() - X.mean()) < 5e-3, "a Bernoulli draw, not a threshold"
+    assert not np.array_equal(B, binarize_threshold(X))
+    np.testing.assert_array_equal(B, binarize_static(X, 3))          # fixed by the seed
+    with pytest.raises(TypeError, match="binarize_threshold"):
+        binarize_static(X)                                           # the old call, thresholding
 
 
 def test_binarize_dynamic_is_bernoulli():

@@ -65,7 +65,7 @@ def test_the_default_dataset_is_what_load_dataset_returns():
     assert "synthetic-faces" in known_datasets()
     status = {s.name: s for s in dataset_status()}["synthetic-faces"]
     assert status.found and "generated" in status.location
-    binary = load_dataset("synthetic-faces", binarize="static")
+    binary = load_dataset("synthetic-faces", binarize="threshold")
     assert isinstance(binary, faces.FacesDataset), "binarising keeps the factors"
     assert set(np.unique(binary.X_train)) <= {0.0, 1.0}
     np.testing.assert_array_equal(binary.factors_test, data.factors_test)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from vae_teach.data import load_dataset
+from vae_teach.data import binarize_static, load_dataset
 from vae_teach.interface import VAEConfig
 from vae_teach.numpy_vae import NumpyVAE, train
 from vae_teach.training import History, TrainingDivergedError, fit
@@ -56,6 +56,30 @@ def test_fit_binarizes_dynamically_with_fresh_draws_each_epoch():
         fit(lambda B: 0.0, X, epochs=1, batch_size=10, lr=1.0, binarize="sometimes", progress=False)
 
 
+def test_fit_static_is_one_seeded_stochastic_draw_kept_and_threshold_thresholds():
+    X = np.full((200, 5), 0.3)
+    X[:, 0] = 0.6
+    runs = {}
+    for binarize in ("static", "threshold"):
+        for seed in (0, 0, 1):
+            batches = []
+            fit(lambda B: batches.append(np.sort(B, axis=0)) or 0.0, X, epochs=2, batch_size=200, lr=1.0,
+                binarize=binarize, seed=seed, progress=False)
+            runs.setdefault(binarize, []).append(batches)
+    static = runs["static"]
+    assert set(np.unique(static[0][0])) == {0.0, 1.0} and abs(static[0][0][:, 1:].mean() - 0.3) < 0.05
+    np.testing.assert_array_equal(static[0][0], static[0][1])      # the same draw every epoch
+    np.testing.assert_array_equal(static[0][0], static[1][0])      # ... set by the seed
+    assert not np.array_equal(static[0][0], static[2][0])          # another seed, another draw
+    rows = lambda B: B[np.lexsort(B.T)]                               # noqa: E731 (order-free comparison)
+    batches = []
+    fit(lambda B: batches.append(B) or 0.0, X, epochs=1, batch_size=200, lr=1.0, binarize="static", seed=5,
+        progress=False)
+    np.testing.assert_array_equal(rows(batches[0]), rows(binarize_static(X, 5)))   # the draw a notebook can redo
+    threshold = runs["threshold"][0][0]
+    assert np.all(threshold[:, 0] == 1.0) and np.all(threshold[:, 1:] == 0.0)   # x > 0.5, no noise
+
+
 def test_history_round_trips_through_json(tmp_path):
     history = History(step_loss=[3.0, 2.5], epoch=[1], train_elbo=[-2.75], test_elbo=[-2.9],
                       seconds=[0.1], examples_per_second=[40.0])
@@ -98,7 +122,7 @@ def test_fit_dequantize_redraws_the_noise_every_epoch_and_keeps_each_pixel_in_it
 def test_numpy_train_with_the_iwae_objective_improves_the_iwae_bound():
     from vae_teach.evaluate import importance_sampled_log_likelihood
 
-    data = load_dataset("mnist-5k", binarize="static")
+    data = load_dataset("mnist-5k", binarize="threshold")
     X = data.X_train[:600]
     model = NumpyVAE(VAEConfig(784, (64,), 4), seed=0)
     before = importance_sampled_log_likelihood(model, X[:100], k=5).mean

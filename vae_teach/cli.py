@@ -77,6 +77,7 @@ def cmd_train(args) -> int:
     from vae_teach.data import (
         binarize_dynamic,
         binarize_static,
+        binarize_threshold,
         dequantize,
         load_dataset,
     )
@@ -90,7 +91,7 @@ def cmd_train(args) -> int:
     from vae_teach.threads import limit_threads
 
     _check_train_args(args)
-    if args.likelihood != "bernoulli" and args.binarize in ("static", "dynamic"):
+    if args.likelihood != "bernoulli" and args.binarize in ("threshold", "static", "dynamic"):
         raise ValueError(f"--likelihood {args.likelihood} is a density on [0, 1], but --binarize "
                          f"{args.binarize} makes the pixels 0 or 1; use --binarize dequantize (or none).")
     out = Path(args.out)
@@ -100,8 +101,9 @@ def cmd_train(args) -> int:
                        latent_dim=args.latent_dim, activation=args.activation, scale=args.scale,
                        likelihood=args.likelihood, output_logvar=args.output_logvar)
     # The test images, seen the way training sees its images (lesson 07): thresholded, one fixed
-    # stochastic binarisation, or one fixed dequantisation.
-    X_test = {None: lambda X: X, "static": binarize_static,
+    # stochastic binarisation (for static and dynamic training alike), or one fixed dequantisation.
+    X_test = {None: lambda X: X, "threshold": binarize_threshold,
+              "static": lambda X: binarize_static(X, args.seed + 10_000),
               "dynamic": lambda X: binarize_dynamic(X, args.seed + 10_000),
               "dequantize": lambda X: dequantize(X, args.seed + 10_000)}[args.binarize](data.X_test)
     model = make_model(args.backend, config, seed=args.seed)
@@ -171,6 +173,7 @@ def cmd_fig4b(args) -> int:
     matplotlib.use("Agg")
     from vae_teach.data import load_dataset
     from vae_teach.fig4b import fig4b, plot_fig4b
+    from vae_teach.files import save_npz
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -180,7 +183,7 @@ def cmd_fig4b(args) -> int:
           f"{args.final_lr:g} by a cosine) on {len(X_train):,} {data.name} images for {args.epochs} epochs")
     result = fig4b(X_train, data.image_shape, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                    final_lr=args.final_lr, hidden=args.hidden, seed=args.seed)
-    _write_npz_atomically(out / "fig4b.npz", {"grid": result.grid, "z": result.z})
+    save_npz(out / "fig4b.npz", {"grid": result.grid, "z": result.z})
     _save_figure(plot_fig4b(result), out / "fig4b.png")
     print(f"done in {result.seconds:.1f} s: {result.examples_seen:,} examples seen (the paper: about 10^8); "
           f"final train ELBO {result.train_elbo[-1]:.1f} nats per image")
@@ -261,9 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=["sgd", "adagrad", "adam"], default="adam")
     train.add_argument("--lr", type=float, default=None, help="learning rate (the optimiser's default if unset)")
     train.add_argument("--l2", type=float, default=0.0, help="L2 weight decay")
-    train.add_argument("--binarize", choices=["static", "dynamic", "dequantize"], default=None,
-                       help="how the pixels are seen: thresholded, resampled 0/1 each epoch, or "
-                            "dequantised 8-bit (for the continuous likelihoods); default: as they are")
+    train.add_argument("--binarize", choices=["threshold", "static", "dynamic", "dequantize"], default=None,
+                       help="how the pixels are seen: threshold (x > 0.5), static (one seeded 0/1 draw "
+                            "x ~ Bernoulli(intensity), kept; before lesson 07's revision 'static' meant "
+                            "threshold), dynamic (a new 0/1 draw each epoch), or dequantize (8-bit levels "
+                            "plus uniform noise, for the continuous likelihoods); default: as they are")
     train.add_argument("--likelihood", choices=list(LIKELIHOODS), default="bernoulli")
     train.add_argument("--output-logvar", type=float, default=0.0,
                        help="log sigma^2 of the Gaussian likelihood (fixed, or the learned one's start)")

@@ -604,8 +604,9 @@ def train(
     K = n_samples, notebook 08); the history's "ELBO" is then the IWAE bound;
     X_test: (M, D), if given its ELBO (``dataset_elbo``) is measured after
     every epoch, on X_test as given (binarise or dequantise it yourself, once,
-    to match ``binarize``); binarize: None, "static" (threshold 0.5, once), "dynamic"
-    (0/1 resampled every epoch) or "dequantize" (x = (round(255 x) + u) / 256,
+    to match ``binarize``); binarize: None, "threshold" (x > 0.5), "static" (one
+    stochastic 0/1 draw from the training generator, made once and kept; it meant
+    "threshold" until lesson 07's revision), "dynamic" (0/1 resampled every epoch) or "dequantize" (x = (round(255 x) + u) / 256,
     u ~ U(0, 1) resampled every epoch, for 8-bit images and continuous
     likelihoods, notebook 07; as ``vae_teach.data.dequantize`` but drawn on the
     device from the training generator); device: move the model there first
@@ -625,11 +626,13 @@ def train(
         make_optimizer(module, optimizer, lr, l2, **optimizer_options)
     lr = opt.param_groups[0]["lr"]
     X = model._images(X_train, "X_train")                         # (N, D), checked once, on the device
-    if binarize == "static":
+    generator = torch.Generator(device=X.device).manual_seed(seed)
+    if binarize == "threshold":
         X = (X > 0.5).to(X.dtype)
+    elif binarize == "static":                                     # one draw, kept for every epoch
+        X = torch.bernoulli(X, generator=generator)
     elif binarize == "dequantize":
         levels = model._tensor(quantized_levels(X.cpu().numpy()))   # (N, D) integers k in 0..255, checked
-    generator = torch.Generator(device=X.device).manual_seed(seed)
     n, latent_dim = len(X), model.latent_dim
     name = optimizer if isinstance(optimizer, str) else type(optimizer).__name__.lower()
     history = History()

@@ -24,10 +24,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vae_teach import checks
-from vae_teach.data import binarize_dynamic, binarize_static, dequantize, minibatches
+from vae_teach.data import binarize_dynamic, binarize_static, binarize_threshold, dequantize, minibatches
 from vae_teach.files import read_json, write_text_atomically
 
-BINARIZATIONS = (None, "static", "dynamic", "dequantize")
+BINARIZATIONS = (None, "threshold", "static", "dynamic", "dequantize")
 
 
 class TrainingDivergedError(FloatingPointError, RuntimeError):
@@ -117,8 +117,10 @@ def fit(
     Inputs: step: (B, D) -> loss (float, nats per image); X_train: (N, D) in
     [0, 1]; lr: only for the error message; evaluate: () -> mean test ELBO,
     called after each epoch; binarize: how the pixels are seen: None (as
-    they are), "static" (threshold 0.5, once), "dynamic" (0/1 resampled every
-    epoch) or "dequantize" (uniform noise within each 8-bit level, resampled
+    they are), "threshold" (x > 0.5), "static" (one stochastic 0/1 draw,
+    x ~ Bernoulli(intensity), made once from ``seed`` and kept: the
+    literature's static binarisation; until lesson 07's revision "static"
+    meant "threshold"), "dynamic" (a new 0/1 draw every epoch) or "dequantize" (uniform noise within each 8-bit level, resampled
     every epoch: lesson 07); progress: show a tqdm bar.
     Returns: a ``History``. Raises ``TrainingDivergedError`` when a step returns NaN or
     inf (see the module docstring), ValueError or TypeError for bad arguments.
@@ -127,7 +129,8 @@ def fit(
     checks.training_args(epochs=epochs, batch_size=batch_size, seed_value=seed, lr=lr)
     X_train = checks.matrix(X_train, "X_train")
     rng = np.random.default_rng(seed)
-    X_static = binarize_static(X_train) if binarize == "static" else X_train
+    X_static = {"threshold": binarize_threshold, "static": lambda X: binarize_static(X, rng)}.get(
+        binarize, lambda X: X)(X_train)
     history = History()
     n_batches = math.ceil(len(X_train) / batch_size)
     bar = tqdm(total=epochs * n_batches, desc=desc, disable=not progress, leave=False)
