@@ -129,3 +129,27 @@ def test_prior_to_aggregate_log_ratio_against_a_direct_sum():
     np.testing.assert_allclose(prior_to_aggregate_log_ratio(mu, logvar, Z, chunk=64), np.log(q / p), rtol=1e-10)
     # posteriors equal to the prior fill it exactly: ratio 1 everywhere
     np.testing.assert_allclose(prior_to_aggregate_log_ratio(np.zeros((3, 2)), np.zeros((3, 2)), Z), 0, atol=1e-12)
+
+
+def test_a_mixture_proposal_weights_by_the_mixture_density(rng=np.random.default_rng(6)):
+    # With the exact posterior q1 as one of two equal components, p(x, z) = p(x) q1(z), so every
+    # weight p(x, z) / (q1(z)/2 + q2(z)/2) lies in (0, 2 p(x)], and their mean is p(x) (unbiased).
+    truth = LinearGaussian.random(input_dim=6, latent_dim=2, noise_var=0.3, seed=2)
+    X = truth.sample(500, rng)
+    model = LinearGaussian.fit_ppca(X, latent_dim=2)
+    mu, cov = model.posterior(X[:20])
+    logvar = np.broadcast_to(np.log(np.diag(cov)), mu.shape)
+    exact = model.log_marginal(X[:20])
+    wide = (mu + 1.0, logvar + 2 * np.log(3.0))                      # off-centre and three times wider
+    log_w = importance_log_weights(model.as_vae(), X[:20], k=4000, seed=1, proposal=[(mu, logvar), wide])
+    assert log_w.shape == (4000, 20)
+    assert np.all(log_w <= exact + np.log(2) + 1e-9)
+    np.testing.assert_allclose(np.exp(log_w - exact).mean(axis=0), 1.0, atol=0.05)
+    # A mixture of one component twice is that component: the same draws, the same weights.
+    single = importance_sampled_log_likelihood(model.as_vae(), X[:20], k=50, seed=3, proposal=wide)
+    twice = importance_sampled_log_likelihood(model.as_vae(), X[:20], k=50, seed=3, proposal=[wide, wide])
+    np.testing.assert_allclose(twice.per_example, single.per_example, rtol=1e-12)
+    with pytest.raises(ValueError, match="list of such pairs"):
+        importance_sampled_log_likelihood(model.as_vae(), X[:20], k=2, proposal=[(mu, logvar), (mu[:5], logvar[:5])])
+    with pytest.raises(ValueError, match="non-empty list"):
+        importance_sampled_log_likelihood(model.as_vae(), X[:20], k=2, proposal=[])

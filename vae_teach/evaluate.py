@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vae_teach import checks
-from vae_teach.elbo import gaussian_kl, log_importance_weights
+from vae_teach.elbo import (gaussian_kl, gaussian_log_likelihood, log_importance_weights,
+                            standard_normal_log_density)
 from vae_teach.interface import VAEModel, draw_noise
 
 LOG_2 = float(np.log(2.0))
@@ -70,8 +71,7 @@ class LogLikelihoodEstimate:
 
 def importance_sampled_log_likelihood(model: VAEModel, X: np.ndarray, k: int = 1000, seed: int = 0,
                                       batch_size: int = 100, samples_per_chunk: int = 100,
-                                      proposal: tuple[np.ndarray, np.ndarray] | None = None
-                                      ) -> LogLikelihoodEstimate:
+                                      proposal: tuple | list[tuple] | None = None) -> LogLikelihoodEstimate:
     """log p(x) ~ log 1/k sum_j p(x|z_j) p(z_j) / q(z_j|x), z_j ~ q(z|x) (the IWAE_k bound).
 
     The estimate is a lower bound in expectation that tightens as k grows.
@@ -81,7 +81,11 @@ def importance_sampled_log_likelihood(model: VAEModel, X: np.ndarray, k: int = 1
     result does not depend on batch_size or samples_per_chunk.
 
     Inputs: X: (N, D); proposal: q's (mu, logvar), each (N, L), instead of
-    the encoder's (e.g. per-example optimised q, lesson 08).
+    the encoder's (e.g. per-example optimised q, lesson 08); or a list of such
+    pairs, an equal mixture: sample j comes from component j mod C (as many
+    from each) and is weighted by the mixture's density (the "balance
+    heuristic"), which keeps the estimate of p(x) unbiased and its weights
+    bounded wherever any one component covers the posterior.
     Returns: ``LogLikelihoodEstimate``.
     """
     estimates = []
@@ -98,7 +102,7 @@ def importance_sampled_log_likelihood(model: VAEModel, X: np.ndarray, k: int = 1
 
 def importance_log_weights(model: VAEModel, X: np.ndarray, k: int = 1000, seed: int = 0,
                            batch_size: int = 100, samples_per_chunk: int = 100,
-                           proposal: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                           proposal: tuple | list[tuple] | None = None) -> np.ndarray:
     """Every log importance weight, log w = log p(x|z_j) + log p(z_j) - log q(z_j|x): (k, N).
 
     The same samples as :func:`importance_sampled_log_likelihood` with the same
@@ -121,31 +125,41 @@ def _log_weight_chunks(model, X, k, seed, batch_size, samples_per_chunk, proposa
         checks.count(value, name)
     checks.seed(seed)
     L = model.latent_dim
+    mixture = None                                                  # (C, N, L) means and log-variances
     if proposal is not None:
-        if not isinstance(proposal, (tuple, list)) or len(proposal) != 2:
-            raise ValueError(f"proposal must be (mu, logvar), each of shape (N, L) = ({len(X)}, {L}), "
-                             f"got {type(proposal).__name__} of length {len(proposal)}.")
+        pairs = list(proposal) if isinstance(proposal, list) else [proposal]
+        if not pairs or any(not isinstance(pair, (tuple, list)) or len(pair) != 2 for pair in pairs):
+            raise ValueError(f"proposal must be (mu, logvar), each of shape (N, L) = ({len(X)}, {L}), or a "
+                             f"non-empty list of (mu, logvar) pairs; got {type(proposal).__name__}.")
         try:
-            proposal = checks.gaussian_params(*proposal, len(X), L, dtype=np.float64)
+            pairs = [checks.gaussian_params(*pair, len(X), L, dtype=np.float64) for pair in pairs]
         except ValueError as error:
-            raise ValueError(f"proposal must be (mu, logvar), each of shape (N, L) = ({len(X)}, {L}): "
-                             f"{error}") from None
+            raise ValueError(f"proposal must be (mu, logvar), each of shape (N, L) = ({len(X)}, {L}), or a list "
+                             f"of such pairs: {error}") from None
+        mixture = [np.stack([pair[i] for pair in pairs]) for i in (0, 1)]
 
     def chunks(start):
         X_b = X[start:start + batch_size]
         n = len(X_b)
-        if proposal is None:
-            mu, logvar = (np.asarray(a, dtype=np.float64) for a in model.encode(X_b))
+        if mixture is None:
+            mus, logvars = (np.asarray(a, dtype=np.float64)[None] for a in model.encode(X_b))   # (1, n, L)
         else:
-            mu, logvar = (a[start:start + n] for a in proposal)
+            mus, logvars = (a[:, start:start + n] for a in mixture)                              # (C, n, L)
+        C = len(mus)
         streams = [np.random.default_rng((seed, start + i)) for i in range(n)]
         for k_start in range(0, k, samples_per_chunk):
             k_c = min(samples_per_chunk, k - k_start)
             eps = np.stack([r.standard_normal((k_c, L)) for r in streams], axis=1)  # (k_c, n, L)
-            Z = mu + np.exp(0.5 * logvar) * eps
+            component = (k_start + np.arange(k_c)) % C                              # (k_c,)
+            Z = mus[component] + np.exp(0.5 * logvars[component]) * eps             # (k_c, n, L)
             X_rep = np.broadcast_to(X_b, (k_c,) + X_b.shape).reshape(k_c * n, -1)
             log_px = np.asarray(model.log_likelihood(X_rep, Z.reshape(k_c * n, L)), np.float64)
-            yield log_importance_weights(log_px.reshape(k_c, n), Z, mu, logvar)   # (k_c, n)
+            if C == 1:
+                yield log_importance_weights(log_px.reshape(k_c, n), Z, mus[0], logvars[0])   # (k_c, n)
+            else:                                           # log q_mix(z) = logsumexp_c log q_c(z) - log C
+                log_q = np.stack([gaussian_log_likelihood(Z, mu, logvar) for mu, logvar in zip(mus, logvars)])
+                yield (log_px.reshape(k_c, n) + standard_normal_log_density(Z)
+                       - (np.logaddexp.reduce(log_q, axis=0) - np.log(C)))                    # (k_c, n)
 
     for start in range(0, len(X), batch_size):
         yield chunks(start)
