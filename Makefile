@@ -1,4 +1,4 @@
-# The two commands README.md gives: `make series` and `make test`; and `make book`, the site.
+# The main commands README.md gives: `make series`, `make test` and `make book` (the site).
 # Each sets up what it needs first (a virtualenv in .venv with every extra,
 # and the Debian packages the lessons use where apt-get can install them).
 PYTHON ?= python3

@@ -9,7 +9,8 @@ that mirrors the repository's layout (so launch buttons point at
 - ``book/``: ``_config.yml``, the home page (which includes parts of
   ``README.md``), the bibliography page and its ``references.bib``;
 - every lesson, ``notebooks/NN_name.ipynb`` in ``vae_teach.series.lesson_paths``
-  order (the jupytext ``.md`` twins and anything that is not a lesson stay out);
+  order (the jupytext ``.md`` twins and anything that is not a lesson stay out), its
+  display math joined onto one line (``join_display_math``);
 - one API page per module of this package, generated here (autodoc);
 - ``_toc.yml``, generated here from the two lists above.
 
@@ -22,16 +23,22 @@ the site's ``_static/mathjax/``, so no page asks a CDN for anything it shows.
 from __future__ import annotations
 
 import pkgutil
+import re
 import shutil
 import time
 from pathlib import Path
 
+import nbformat
 import yaml
 
 from vae_teach.mathjax import copy_mathjax, find_mathjax
 from vae_teach.series import lesson_paths
 
 ROOT = Path(__file__).resolve().parents[1]
+# jupyter-book's extensions the book goes without: thebe (live code from a Binder kernel; loads its library
+# from unpkg, and sphinx-thebe writes its settings script twice, a console error on every page) and
+# comments (hypothes.is, utterances: network widgets).
+WITHOUT = ("sphinx_thebe", "sphinx_comments")
 def api_modules(package: str = "vae_teach") -> list[str]:
     """Every module of ``package`` (sub-packages and their modules too), sorted; ``__main__`` left out."""
     import importlib
@@ -72,6 +79,29 @@ def toc(lessons: list[str], modules: list[str]) -> dict:
     }
 
 
+_FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
+_DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
+
+
+def join_display_math(markdown: str) -> str:
+    """``markdown`` with each ``$$...$$`` formula on one line (code blocks left alone).
+
+    JupyterLab and GitHub read a formula first; MyST reads the Markdown blocks first, so a formula's
+    line that starts with ``+`` or ``-`` becomes a list item and the formula is cut in two, shown raw.
+    A newline inside TeX is a space, so joining the lines changes nothing else. The staged copy of a
+    lesson is changed, never the lesson.
+    """
+    def join(match):
+        return "$$" + re.sub(r"[ \t]*\n[ \t]*", " ", match.group(1)) + "$$"
+
+    pieces, last = [], 0
+    for fence in _FENCE.finditer(markdown):
+        pieces += [_DISPLAY_MATH.sub(join, markdown[last:fence.start()]), fence.group(0)]
+        last = fence.end()
+    pieces.append(_DISPLAY_MATH.sub(join, markdown[last:]))
+    return "".join(pieces)
+
+
 def stage(src: Path, root: Path = ROOT, notebook_dir: Path | None = None) -> Path:
     """Assemble the book's source in ``src`` (emptied first) from ``root``; return ``src``."""
     root, src = Path(root), Path(src)
@@ -81,10 +111,13 @@ def stage(src: Path, root: Path = ROOT, notebook_dir: Path | None = None) -> Pat
     shutil.copytree(root / "book", src)
     shutil.copy2(root / "README.md", src / "README.md")    # the home page includes parts of it
     lessons = []
+    (src / "notebooks").mkdir(parents=True, exist_ok=True)
     for path in lesson_paths(notebook_dir):
-        target = src / "notebooks" / path.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.source = join_display_math(cell.source)
+        nbformat.write(nb, src / "notebooks" / path.name)
         lessons.append(f"notebooks/{path.stem}")
     modules = api_modules()
     (src / "api").mkdir(exist_ok=True)
@@ -101,6 +134,7 @@ def build(out_dir="build/book", root: Path = ROOT, work_dir=None, log=print, ver
     No notebook is executed: the pages show the outputs committed in the ``.ipynb`` files.
     ``work_dir`` (default: ``out_dir`` + ``-src``) holds the staged source and Sphinx's doctrees.
     """
+    from jupyter_book.config import get_final_config
     from jupyter_book.sphinx import build_sphinx
 
     out_dir = Path(out_dir).resolve()
@@ -110,19 +144,26 @@ def build(out_dir="build/book", root: Path = ROOT, work_dir=None, log=print, ver
     src = stage(work_dir / "source", root=root)
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    # As `jupyter-book build` calls it: the config from _config.yml, the toc given explicitly.
+    # As `jupyter-book build` calls it: the config from _config.yml, the toc given explicitly, and
+    # jupyter-book's extensions less those that load from the network (see WITHOUT).
+    overrides = {"external_toc_path": (src / "_toc.yml").as_posix(), "latex_individualpages": False}
+    config, _ = get_final_config(user_yaml=src / "_config.yml", cli_config=dict(overrides), sourcedir=src)
+    overrides["extensions"] = [e for e in config["extensions"] if e not in WITHOUT]
     result = build_sphinx(src, out_dir, doctreedir=work_dir / "doctrees", noconfig=True,
                           path_config=src / "_config.yml", builder="html", freshenv=True,
-                          confoverrides={"external_toc_path": (src / "_toc.yml").as_posix(),
-                                         "latex_individualpages": False},
-                          really_quiet=not verbose)
+                          confoverrides=overrides, really_quiet=not verbose)
     if result:
         raise RuntimeError(f"the book's Sphinx build failed ({result}); run it again with "
                            "`python -m vae_teach.book --verbose` to see why.")
     copy_mathjax(mathjax, out_dir / "_static" / "mathjax")
-    pages = len(list(out_dir.rglob("*.html")))
+    pages = len(pages_of(out_dir))
     log(f"book: {pages} pages in {time.perf_counter() - start:.0f} s -> {out_dir / 'index.html'}")
     return out_dir
+
+
+def pages_of(site: Path) -> list[Path]:
+    """The built site's pages (its HTML files outside ``_static``)."""
+    return sorted(p for p in Path(site).rglob("*.html") if "_static" not in p.relative_to(site).parts)
 
 
 def main(argv=None) -> int:
