@@ -90,6 +90,8 @@ def test_stage_takes_the_executed_lessons_in_order_and_nothing_else(tmp_path):
     for module in book.api_modules():
         assert (src / "api" / f"{module}.md").is_file(), f"no API page for {module}"
     assert (src / "_config.yml").is_file() and (src / "README.md").is_file()
+    with pytest.raises(FileNotFoundError, match="clone of the repository"):
+        book.stage(tmp_path / "src2", root=notebooks)
 
 
 def test_display_math_is_joined_onto_one_line_outside_code():

@@ -105,6 +105,9 @@ def join_display_math(markdown: str) -> str:
 def stage(src: Path, root: Path = ROOT, notebook_dir: Path | None = None) -> Path:
     """Assemble the book's source in ``src`` (emptied first) from ``root``; return ``src``."""
     root, src = Path(root), Path(src)
+    if not (root / "book" / "_config.yml").is_file():
+        raise FileNotFoundError(f"no book/_config.yml in {root}: the book is built from a clone of the "
+                                "repository (its book/, notebooks/ and README.md), e.g. with `make book`.")
     notebook_dir = Path(notebook_dir) if notebook_dir else root / "notebooks"
     if src.exists():
         shutil.rmtree(src)
