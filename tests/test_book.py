@@ -6,6 +6,9 @@ browser part serves it on 127.0.0.1, blocks every request to anywhere else, and 
 lesson page (and the home, bibliography and search pages) in headless Debian Chromium: no
 failed request, no console error, and MathJax typeset the math (no raw ``$$`` or ``\\(`` left
 in the text: not even one ``$``). It skips, saying why, only where Chromium is not installed.
+
+Time on a 2-core machine shared with other jobs (load ~7): the build 41 s, the 13 pages in
+Chromium 29 s; the whole file about 75 s.
 """
 
 from __future__ import annotations
