@@ -1,11 +1,11 @@
-# The two commands README.md gives: `make series` and `make test`.
+# The main commands README.md gives: `make series`, `make test` and `make book` (the site).
 # Each sets up what it needs first (a virtualenv in .venv with every extra,
 # and the Debian packages the lessons use where apt-get can install them).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup series test lessons
+.PHONY: setup series test lessons book
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ series: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The book: a static site of the committed, executed lessons (nothing is re-run), with search,
+# the bibliography and the API pages, readable offline; it goes to build/book/ (open index.html).
+book: setup
+	$(BIN)/python -m vae_teach.book --out build/book
 
 # The edit -> execute -> commit loop: edit notebooks/NN_name.md, then
 #   make lessons LESSONS=notebooks/NN_name.md

@@ -69,3 +69,43 @@ def test_execute_with_other_parameters_runs_the_checks_and_saves_nothing(tmp_pat
     with pytest.raises(CellExecutionError, match="a claim that fails for seed 3"):
         execute_in_place(source, parameters={"SEED": 3}, log=lambda *a: None)
     assert not source.with_suffix(".ipynb").exists()
+
+
+def _has_mathjax():
+    from vae_teach.mathjax import find_mathjax
+
+    try:
+        find_mathjax()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+EXTERNAL = r"<(?:script|link)\b[^>]*\b(?:src|href)=\"((?:https?:)?//[^\"]+)"
+
+
+@pytest.mark.skipif(not _has_mathjax(), reason="no local MathJax 2: sudo apt-get install libjs-mathjax")
+def test_series_html_typesets_math_from_a_local_mathjax_and_loads_nothing_from_a_cdn(tmp_path):
+    import re
+
+    from vae_teach.series import offline_html_exporter
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("The ELBO: $$\\log p(x) \\ge \\mathbb{E}_q[\\log p(x, z) - \\log q(z)]$$")]
+    html, _ = offline_html_exporter(tmp_path, log=lambda *a: None).from_notebook_node(nb)
+    assert re.findall(EXTERNAL, html) == [], "the page loads from the network"
+    assert 'src="mathjax/MathJax.js?config=TeX-AMS_CHTML' in html
+    for part in ("MathJax.js", "config/TeX-AMS_CHTML.js", "config/Safe.js", "jax/output/CommonHTML/jax.js"):
+        assert (tmp_path / "mathjax" / part).is_file(), f"{part} was not copied beside the HTML"
+
+
+def test_series_html_without_a_local_mathjax_says_so_and_keeps_the_cdn(tmp_path, monkeypatch):
+    import vae_teach.mathjax as mathjax
+    from vae_teach.series import offline_html_exporter
+
+    monkeypatch.setattr(mathjax, "MATHJAX_DIRS", ())
+    monkeypatch.delenv("VAE_TEACH_MATHJAX", raising=False)
+    notes = []
+    exporter = offline_html_exporter(tmp_path, log=notes.append)
+    assert exporter.mathjax_url.startswith("https://"), "with no local MathJax, nbconvert's own address stays"
+    assert notes and "libjs-mathjax" in notes[0]

@@ -4,6 +4,10 @@ The source notebooks are never modified: each one is read, executed in a
 fresh kernel with its own folder as the working directory, and written to
 ``out_dir`` as ``NAME.html`` (and the executed ``NAME.ipynb``), each file
 written whole to a temporary name first and then renamed.
+
+The HTML reads offline: its math is typeset by a local MathJax 2 copied into
+``out_dir/mathjax`` (``vae_teach.mathjax``), and it loads nothing from a CDN.
+Where no MathJax is installed it falls back to nbconvert's CDN copy and says so.
 """
 
 from __future__ import annotations
@@ -119,19 +123,48 @@ def execute_in_place(path, timeout: int = 900, log=print, parameters: dict | Non
     return target
 
 
+# nbconvert's lab template without the require.js it loads from a CDN on every page: the lessons have no
+# JavaScript outputs that need it (their widgets need a running kernel anyway).
+_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+"""
+
+
+def offline_html_exporter(out_dir, log=print):
+    """An nbconvert HTMLExporter whose pages, written to ``out_dir``, load nothing from a CDN.
+
+    MathJax is copied from the local install into ``out_dir/mathjax`` and the pages point there; with
+    no local MathJax the pages keep nbconvert's CDN address (math needs a network then), with a note.
+    """
+    import jinja2
+    from nbconvert import HTMLExporter
+
+    from vae_teach.mathjax import SCRIPT, copy_mathjax, find_mathjax
+
+    exporter = HTMLExporter(template_name="lab")
+    exporter.extra_loaders = [jinja2.DictLoader({"vae_teach_offline.html.j2": _OFFLINE_TEMPLATE})]
+    exporter.template_file = "vae_teach_offline.html.j2"
+    try:
+        copy_mathjax(find_mathjax(), Path(out_dir) / "mathjax")
+    except FileNotFoundError as error:
+        log(f"note: the HTML's math will load MathJax from a CDN ({error}); `make book` needs none.")
+    else:
+        exporter.mathjax_url = f"mathjax/{SCRIPT}"
+    return exporter
+
+
 def run_series(notebook_dir="notebooks", out_dir="build", timeout: int = 600, only=None,
                log=print) -> list[LessonRun]:
     """Execute every lesson (or those whose names contain a string in ``only``) and export HTML.
 
     A lesson that fails stops the run with its error; the lessons before it
-    are already written to ``out_dir``.
+    are already written to ``out_dir``. The HTML renders its math offline (see the module's docstring).
     """
     import nbformat
-    from nbconvert import HTMLExporter
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter()
+    exporter = offline_html_exporter(out_dir, log=log)
     runs = []
     for path in lesson_paths(notebook_dir):
         if only and not any(key in path.name for key in only):
