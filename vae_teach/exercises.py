@@ -1006,7 +1006,7 @@ def check_collapse_beta(collapse_beta) -> bool:
     eigenvalues = np.linalg.eigvalsh(S)
     expected = eigenvalues.max() / sigma2
     if abs(got - expected) <= 0.1 * expected:
-        print(f"✓ collapse_beta: correct, {got:.3g} (every dimension has collapsed above beta ≈ {expected:.3g})")
+        print(f"✓ collapse_beta: correct (yours ≈ {got:.3g}; the rule: every dimension has collapsed above beta = {expected:g})")
         return True
     for wrong, message in ((eigenvalues.min() / sigma2, "that is where the first dimension collapses (the "
                                                         "smallest eigenvalue); the question asks when the last, "
