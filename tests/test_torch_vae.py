@@ -545,9 +545,9 @@ def test_dequantize_redraws_the_noise_within_each_level_every_epoch(monkeypatch)
     seen = []
     original = tv._train_step
 
-    def recording_step(module, opt, x, eps, objective="elbo"):
+    def recording_step(module, opt, x, eps, *args):
         seen.append(x.detach().numpy().astype(np.float64).copy())
-        return original(module, opt, x, eps, objective)
+        return original(module, opt, x, eps, *args)
 
     monkeypatch.setattr(tv, "_train_step", recording_step)
     config = dataclasses.replace(CONFIGS[0], likelihood="continuous-bernoulli")
