@@ -119,3 +119,40 @@ def test_binarize_static_is_a_seeded_stochastic_test_draw_and_threshold_is_x_abo
     np.testing.assert_array_equal(seen["threshold"], grey > 0.5)
     assert set(np.unique(seen["static"])) == {0.0, 1.0} and not np.array_equal(seen["static"], grey > 0.5)
     assert abs(seen["static"].mean() - grey.mean()) < 0.01, "a Bernoulli draw keeps the mean intensity"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_train_with_beta_warmup_and_free_bits_reports_rate_distortion_units_and_mi(tmp_path, backend):
+    out = tmp_path / "warm"
+    assert main(["train", "--backend", backend, "--latent-dim", "4", "--hidden", "16", "--epochs", "2",
+                 "--kl-warmup", "1", "--free-bits", "0.1", "--beta", "0.5", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["beta"], summary["kl_warmup_epochs"], summary["free_bits"]) == (0.5, 1, 0.1)
+    assert summary["rate"] > 0 and summary["distortion"] > 0
+    # D + R is -ELBO up to the Monte Carlo noise of one z per image (the test ELBO draws its own)
+    assert summary["distortion"] + summary["rate"] == pytest.approx(-summary["test_elbo_nats_per_image"], rel=0.02)
+    assert 0 <= summary["active_units"] <= 4
+    mi = summary["mutual_information"]
+    assert 0 <= mi["nats"] <= mi["log_n"] + 4 * mi["standard_error"] and mi["images"] == 1000
+    assert mi["nats"] + mi["aggregate_kl"] == pytest.approx(summary["rate"], rel=0.2, abs=0.2)
+
+
+def test_train_with_kl_cycles(tmp_path):
+    out = tmp_path / "cycles"
+    assert main(["train", "--latent-dim", "2", "--hidden", "16", "--epochs", "2", "--kl-cycles", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "summary.json").read_text())["kl_cycles"] == 2
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--beta", "-1"], "--beta must be a finite number >= 0"),
+    (["--free-bits", "-0.5"], "--free-bits must be a finite number of nats >= 0"),
+    (["--kl-warmup", "5", "--epochs", "2"], "longer than the training"),
+    (["--kl-warmup", "1", "--kl-cycles", "2"], "choose one"),
+    (["--kl-cycles", "-1"], "must be >= 0"),
+    (["--objective", "iwae", "--beta", "0.5"], "the IWAE bound"),
+])
+def test_bad_kl_flags_are_refused_before_anything_is_written(tmp_path, capsys, flags, message):
+    out = tmp_path / "bad"
+    assert main(["train", *flags, "--out", str(out), "--quiet"]) == 2 and not out.exists()
+    assert message in capsys.readouterr().err

@@ -260,6 +260,36 @@ CASES = {
          (lambda lw: 1.0 / np.sum(elbo.softmax(lw, axis=0) ** 2, axis=0), "axis=1")]),
 }
 
+def _collapse_beta(S, sigma2):
+    """Bisect beta on the linear VAE: above it no latent dimension keeps a KL over 0.01 nats."""
+    from vae_teach import linear_vae
+
+    low, high = 0.1, 10.0
+    for _ in range(8):
+        beta = 0.5 * (low + high)
+        fit = linear_vae.train(S, sigma2, S.shape[0], kl_weight=beta, steps=1500, lr=0.05)
+        low, high = (beta, high) if fit.kl.max() > 0.01 else (low, beta)
+    return 0.5 * (low + high)
+
+
+def _kl_nl(mu, logvar):
+    return 0.5 * (np.exp(logvar) + mu * mu - 1 - logvar)
+
+
+CASES.update({
+    "check_collapsed_kl": (
+        lambda lam, s2: 0.5 * np.log(np.maximum(lam / s2, 1.0)),
+        [(lambda lam, s2: 0.5 * np.log(lam / s2), "no dimension collapses"),
+         (lambda lam, s2: 0.5 * np.maximum(lam - s2, 0), "squared length")]),
+    "check_free_bits_term": (
+        lambda mu, lv, lam: float(np.sum(np.maximum(_kl_nl(mu, lv).mean(axis=0), lam))),
+        [(lambda mu, lv, lam: float(np.mean(np.sum(np.maximum(_kl_nl(mu, lv), lam), axis=1))), "per image"),
+         (lambda mu, lv, lam: float(_kl_nl(mu, lv).mean(axis=0).sum()), "plain KL")]),
+    "check_collapse_beta": (
+        _collapse_beta,
+        [(lambda S, s2: 0.6, "first dimension collapses"), (lambda S, s2: 6.0, "not within 10%")]),
+})
+
 
 @pytest.mark.parametrize("check_name", sorted(CASES))
 def test_check_accepts_the_reference_solution(check_name, capsys):

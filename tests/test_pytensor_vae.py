@@ -510,3 +510,63 @@ def test_asking_for_another_compiledir_after_pytensor_was_imported_raises(tmp_pa
     with pytest.raises(RuntimeError, match="PyTensor reads the directory only when first imported"):
         pytensor_vae.configure_compiledir(tmp_path / "elsewhere")
     assert pytensor_vae.configure_compiledir(pytensor_vae.compiledir()) == pytensor_vae.compiledir()
+
+
+# ----- beta, free bits and schedules (notebook 09) ----------------------------
+def _free_bits_between(ref, X, eps):
+    """A lambda between the two smallest per-dimension mean KLs: one dimension held, the others not."""
+    mu, logvar = ref.encode(X)
+    kl = np.sort(0.5 * np.mean(np.exp(logvar) + mu * mu - 1 - logvar, axis=0))
+    return float(0.5 * (kl[0] + kl[1]))
+
+
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[-1]], ids=config_id)
+def test_beta_and_free_bits_loss_and_gradients_match_numpy_in_float64(config):
+    model, ref = twin(config)
+    X, eps = data(2)
+    lam = _free_bits_between(ref, X, eps)
+    for kl_weight, free_bits in ((0.25, 0.0), (3.0, 0.0), (0.5, lam), (1.0, 10.0)):
+        loss, grads = model.loss_and_grads(X, eps, kl_weight=kl_weight, free_bits=free_bits)
+        ref_loss, ref_grads = ref.loss_and_grads(X, eps, kl_weight=kl_weight, free_bits=free_bits)
+        assert abs(loss - ref_loss) < ELBO_RTOL_64 * abs(ref_loss), \
+            f"beta={kl_weight}, lambda={free_bits}: loss {loss} != NumPy's {ref_loss}"
+        for name in ref_grads:
+            err = relative_error(grads[name], ref_grads[name])
+            assert err < GRAD_RTOL_64, (f"beta={kl_weight}, lambda={free_bits}: gradient of {name} differs from "
+                                        f"NumPy's by relative {err:.1e} (expected < 1e-8)")
+    # beta and lambda are shared variables: new values, one compiled function
+    assert list(model._functions).count("loss_and_grads") == 1
+    loss, _ = model.loss_and_grads(X, eps)                       # back to the ELBO
+    assert abs(loss + np.mean(ref.elbo_with_noise(X, eps))) < ELBO_RTOL_64 * abs(loss)
+
+
+def test_train_with_a_warmup_and_free_bits_matches_numpys_train_in_float64():
+    from vae_teach.schedules import linear_warmup
+
+    model = shared_model(CONFIGS[0])
+    ref = NumpyVAE(CONFIGS[0], seed=0, dtype=np.float64)
+    model.set_params(ref.get_params())
+    X_train = structured_data(100, 3)
+    options = {"epochs": 2, "batch_size": 25, "lr": 1e-2, "seed": 4, "progress": False,
+               "kl_weight": linear_warmup(1.0, 6), "free_bits": 0.05}
+    history = pytensor_vae.train(model, X_train, **options)
+    ref_history = numpy_train(ref, X_train, **options)
+    err = relative_error(history.step_loss, ref_history.step_loss)
+    assert err < PARAM_RTOL_64, f"step losses differ by relative {err:.1e} (expected < 1e-6)"
+    assert history.step_loss[0] < history.step_loss[-1] + 50     # beta = 0 at the first step: finite
+
+
+def test_bad_beta_free_bits_and_warmup_are_refused_clearly():
+    from vae_teach.schedules import linear_warmup
+
+    model, _ = twin(CONFIGS[0])
+    X, eps = data()
+    with pytest.raises(ValueError, match="kl_weight must be a finite number >= 0"):
+        model.loss_and_grads(X, eps, kl_weight=-1.0)
+    with pytest.raises(ValueError, match="free_bits must be a finite number >= 0"):
+        model.loss_and_grads(X, eps, free_bits=-0.1)
+    with pytest.raises(ValueError, match="ELBO objective only"):
+        model.loss_and_grads(X, eps, objective="iwae", kl_weight=0.5)
+    with pytest.raises(ValueError, match="longer than the training"):
+        pytensor_vae.train(model, structured_data(50, 0), epochs=1, batch_size=25, kl_weight=linear_warmup(1.0, 3),
+                           progress=False)

@@ -30,3 +30,17 @@ def test_cyclical_rises_over_half_of_each_cycle_then_holds():
 def test_bad_settings_say_what_to_do(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_as_schedule_takes_a_float_or_a_schedule_and_checks_the_warmup():
+    from vae_teach.schedules import as_schedule, is_elbo
+
+    assert as_schedule(0.5)(7) == 0.5 and is_elbo(as_schedule(1)) and not is_elbo(as_schedule(0.5))
+    warm = schedules.linear_warmup(2.0, 10)
+    assert as_schedule(warm) is warm and as_schedule(warm, total_steps=10) is warm
+    with pytest.raises(ValueError, match="longer than the training"):
+        as_schedule(warm, total_steps=9)
+    with pytest.raises(TypeError, match="a number"):
+        as_schedule("1")
+    with pytest.raises(ValueError, match="must be a finite number >= 0"):
+        as_schedule(-0.1)

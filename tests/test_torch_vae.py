@@ -548,9 +548,9 @@ def test_dequantize_redraws_the_noise_within_each_level_every_epoch(monkeypatch)
     seen = []
     original = tv._train_step
 
-    def recording_step(module, opt, x, eps, objective="elbo"):
+    def recording_step(module, opt, x, eps, *args):
         seen.append(x.detach().numpy().astype(np.float64).copy())
-        return original(module, opt, x, eps, objective)
+        return original(module, opt, x, eps, *args)
 
     monkeypatch.setattr(tv, "_train_step", recording_step)
     config = dataclasses.replace(CONFIGS[0], likelihood="continuous-bernoulli")
@@ -575,3 +575,63 @@ def test_dequantize_redraws_the_noise_within_each_level_every_epoch(monkeypatch)
         tv.train(tv.TorchModel(config), _data(), epochs=1, binarize="dequantize", progress=False)
     with pytest.raises(ValueError, match="binarize must be one of"):
         tv.train(tv.TorchModel(config), X, epochs=1, binarize="dequantise", progress=False)
+
+
+# ----- beta, free bits and schedules (notebook 09) ----------------------------
+def _free_bits_between(reference, X):
+    """A lambda between the two smallest per-dimension mean KLs: one dimension held, the others not."""
+    mu, logvar = reference.encode(X)
+    kl = np.sort(0.5 * np.mean(np.exp(logvar) + mu * mu - 1 - logvar, axis=0))
+    return float(0.5 * (kl[0] + kl[1]))
+
+
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[-1]], ids=[CONFIG_IDS[0], CONFIG_IDS[-1]])
+def test_beta_and_free_bits_loss_and_gradients_agree_with_numpy(config):
+    reference, model = _pair(config)
+    X, eps = _data(), draw_noise(6, 2, N, L)
+    lam = _free_bits_between(reference, X)
+    for kl_weight, free_bits in ((0.25, 0.0), (3.0, 0.0), (0.5, lam), (1.0, 10.0)):
+        loss_ref, grads_ref = reference.loss_and_grads(X, eps, kl_weight=kl_weight, free_bits=free_bits)
+        loss, grads = model.loss_and_grads(X, eps, kl_weight=kl_weight, free_bits=free_bits)
+        assert relative_error(loss, loss_ref) < 1e-12, f"beta={kl_weight}, lambda={free_bits}: {loss} vs {loss_ref}"
+        for name, expected in grads_ref.items():
+            err = relative_error(grads[name], expected)
+            assert err < 1e-8, (f"beta={kl_weight}, lambda={free_bits}: gradient of {name} differs from the NumPy "
+                                f"backward pass by {err:.1e} (expect ~1e-14)")
+
+
+def test_beta_and_free_bits_optimizer_steps_agree_with_numpy():
+    config, hyper = CONFIGS[0], OPTIMIZER_SETTINGS["adam"]
+    reference, model = _pair(config)
+    opt = Optimizer("adam", **hyper)
+    step = tv.make_train_step(model, "adam", kl_weight=0.5, free_bits=0.2, **hyper)
+    X = _data()
+    for s in range(5):
+        eps = draw_noise(200 + s, 2, N, L)
+        loss_ref, grads = reference.loss_and_grads(X, eps, kl_weight=0.5, free_bits=0.2)
+        opt.step(reference.params, grads)
+        assert relative_error(step(X, eps), loss_ref) < 1e-6, f"step {s}"
+    for name, expected in reference.get_params().items():
+        assert relative_error(model.get_params()[name], expected) < 1e-6, f"{name} after 5 steps"
+
+
+def test_train_takes_a_schedule_and_free_bits_and_refuses_bad_ones():
+    from vae_teach.schedules import cyclical, linear_warmup
+
+    config = CONFIGS[0]
+    X = np.random.default_rng(0).random((40, D))
+    model = tv.TorchModel(config, seed=0, dtype=np.float64, device="cpu")
+    history = tv.train(model, X, epochs=2, batch_size=10, kl_weight=cyclical(1.0, 8, 2), free_bits=0.1,
+                       progress=False)
+    assert len(history.step_loss) == 8 and np.all(np.isfinite(history.step_loss))
+    with pytest.raises(ValueError, match="longer than the training"):
+        tv.train(model, X, epochs=1, batch_size=10, kl_weight=linear_warmup(1.0, 5), progress=False)
+    with pytest.raises(ValueError, match=r"beta \(the KL weight\) must be a finite number >= 0"):
+        tv.train(model, X, epochs=1, batch_size=10, kl_weight=-0.5, progress=False)
+    with pytest.raises(ValueError, match="free_bits must be a finite number >= 0"):
+        tv.train(model, X, epochs=1, batch_size=10, free_bits=-1.0, progress=False)
+    with pytest.raises(ValueError, match="ELBO objective only"):
+        tv.train(model, X, epochs=1, batch_size=10, objective="iwae", kl_weight=0.5, progress=False)
+    with pytest.raises(ValueError, match="reduction='mean'"):
+        tv.loss_function(torch.zeros(2, D), torch.zeros(2, D), torch.zeros(2, L), torch.zeros(2, L),
+                         reduction="none", free_bits=0.1)

@@ -133,3 +133,30 @@ def test_numpy_train_with_the_iwae_objective_improves_the_iwae_bound():
     assert history.train_elbo[-1] > history.train_elbo[0]    # train_elbo holds -loss = IWAE_5 here
     with pytest.raises(ValueError, match="objective must be one of"):
         train(model, X, epochs=1, objective="iwea", progress=False)
+
+
+def test_fit_passes_each_steps_kl_weight_from_a_schedule():
+    from vae_teach.schedules import linear_warmup
+
+    seen = []
+    fit(lambda X, beta: seen.append(beta) or 1.0, np.zeros((10, 3)), epochs=2, batch_size=5, lr=0.1,
+        progress=False, kl_weight=linear_warmup(1.0, 3))
+    assert seen == [0.0, 1 / 3, 2 / 3, 1.0]
+    with pytest.raises(ValueError, match="longer than the training"):
+        fit(lambda X, beta: 1.0, np.zeros((10, 3)), epochs=1, batch_size=5, lr=0.1, progress=False,
+            kl_weight=linear_warmup(1.0, 3))
+
+
+def test_numpy_train_with_free_bits_keeps_more_kl_than_without():
+    from vae_teach.diagnostics import kl_per_dimension
+    from vae_teach.interface import VAEConfig
+    from vae_teach.numpy_vae.model import NumpyVAE
+    from vae_teach.numpy_vae.train import train
+
+    X = (np.random.default_rng(0).random((200, 12)) > 0.5).astype(np.float64)   # noise: nothing to encode
+    kls = {}
+    for free_bits in (0.0, 0.5):
+        model = NumpyVAE(VAEConfig(12, (8,), 3), seed=0, dtype=np.float64)
+        train(model, X, epochs=20, batch_size=50, lr=1e-2, free_bits=free_bits, progress=False)
+        kls[free_bits] = kl_per_dimension(model, X)
+    assert kls[0.5].min() > 0.2 > kls[0.0].max(), f"KL per dimension: {kls}"

@@ -4,6 +4,7 @@
     vae-teach train --likelihood gaussian-learned --binarize dequantize --eval-k 1000 --out runs/gauss
     vae-teach train --binarize dynamic --objective iwae --samples 5 --out runs/iwae5
     vae-teach fig4b --out runs/fig4b
+    vae-teach train --latent-dim 16 --kl-warmup 5 --free-bits 0.1 --out runs/warmup
     vae-teach datasets
     vae-teach run-notebooks --out build
     vae-teach student-notebooks OUT_DIR
@@ -22,6 +23,9 @@ from pathlib import Path
 
 RUN_FILES = ("params.npz", "summary.json", "history.json")
 """What ``train`` writes that marks a folder as holding a run."""
+
+MI_IMAGES = 2000
+"""I(x; z) is estimated on at most this many test images (its cost grows as their square)."""
 
 
 def _save_figure(fig, path: Path) -> None:
@@ -54,6 +58,41 @@ def _check_train_args(args) -> None:
         raise ValueError(f"--lr must be > 0 (a step size; try 1e-3), got {args.lr}.")
     if args.l2 < 0:
         raise ValueError(f"--l2 must be >= 0 (a weight decay), got {args.l2}.")
+    if not (math.isfinite(args.beta) and args.beta >= 0):
+        raise ValueError(f"--beta must be a finite number >= 0 (the KL weight: 1 is the ELBO, below 1 weakens "
+                         f"the KL term, above 1 strengthens it), got {args.beta}.")
+    if not (math.isfinite(args.free_bits) and args.free_bits >= 0):
+        raise ValueError(f"--free-bits must be a finite number of nats >= 0 per latent dimension (0: none; "
+                         f"try 0.1), got {args.free_bits}.")
+    if args.kl_warmup < 0 or args.kl_cycles < 0:
+        raise ValueError(f"--kl-warmup and --kl-cycles must be >= 0 (0: off), got {args.kl_warmup} and "
+                         f"{args.kl_cycles}.")
+    if args.kl_warmup and args.kl_cycles:
+        raise ValueError("--kl-warmup and --kl-cycles are two schedules of the KL weight; choose one.")
+    if args.kl_warmup > args.epochs:
+        raise ValueError(f"the KL warm-up (--kl-warmup {args.kl_warmup} epochs) is longer than the training "
+                         f"(--epochs {args.epochs}): shorten the warm-up or train longer, so that beta reaches "
+                         f"its value.")
+    if args.kl_cycles > args.epochs:
+        raise ValueError(f"--kl-cycles {args.kl_cycles} is more cycles than epochs ({args.epochs}); use at most "
+                         f"one cycle an epoch.")
+    if args.objective == "iwae" and (args.beta != 1 or args.free_bits or args.kl_warmup or args.kl_cycles):
+        raise ValueError("--beta, --kl-warmup, --kl-cycles and --free-bits change the ELBO's KL term; the IWAE "
+                         "bound (--objective iwae) has none.")
+
+
+def _kl_schedule(args, n_train: int):
+    """The KL weight of ``train``: --beta, warmed up over --kl-warmup epochs or in --kl-cycles cycles."""
+    import math
+
+    from vae_teach import schedules
+
+    steps_per_epoch = math.ceil(n_train / args.batch_size)
+    if args.kl_warmup:
+        return schedules.linear_warmup(args.beta, args.kl_warmup * steps_per_epoch, args.epochs * steps_per_epoch)
+    if args.kl_cycles:
+        return schedules.cyclical(args.beta, args.epochs * steps_per_epoch, args.kl_cycles)
+    return schedules.constant(args.beta)
 
 
 def _check_out(out: Path, force: bool) -> None:
@@ -72,7 +111,7 @@ def cmd_train(args) -> int:
     matplotlib.use("Agg")
     import numpy as np
 
-    from vae_teach import plotting
+    from vae_teach import diagnostics, plotting
     from vae_teach.backends import make_model, trainer
     from vae_teach.data import (
         binarize_dynamic,
@@ -116,7 +155,8 @@ def cmd_train(args) -> int:
     history = trainer(args.backend)(
         model, data.X_train, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
         lr=args.lr, l2=args.l2, n_samples=args.samples, objective=args.objective, seed=args.seed,
-        X_test=X_test, binarize=args.binarize, progress=not args.quiet)
+        X_test=X_test, binarize=args.binarize, progress=not args.quiet,
+        kl_weight=_kl_schedule(args, len(data.X_train)), free_bits=args.free_bits)
     wall = time.perf_counter() - start
     final_test_elbo = float(np.mean(dataset_elbo(model, X_test, n_samples=1, seed=0)))
     log_px = None
@@ -124,6 +164,10 @@ def cmd_train(args) -> int:
         log_px = importance_sampled_log_likelihood(model, X_test, k=args.eval_k, seed=0)
     levels = 256 if args.binarize == "dequantize" else None
     is_density = not (args.likelihood == "bernoulli" and args.binarize in (None, "dequantize"))
+    # Rate, distortion, active units and I(x; z) on the test images (lesson 09).
+    rd = diagnostics.rate_distortion(model, X_test, n_samples=1, seed=0)
+    units = diagnostics.active_units(model, X_test)
+    mi = diagnostics.mutual_information(model, X_test[:MI_IMAGES], seed=0)
 
     # Each file is written whole (a temporary file, then renamed), params last of the three
     # the explorer reads: an interrupted run leaves the previous files as they were.
@@ -134,6 +178,8 @@ def cmd_train(args) -> int:
         "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer,
         "lr": args.lr, "l2": args.l2, "seed": args.seed, "binarize": args.binarize,
         "objective": args.objective, "samples": args.samples,
+        "beta": args.beta, "kl_warmup_epochs": args.kl_warmup, "kl_cycles": args.kl_cycles,
+        "free_bits": args.free_bits,
         "wall_seconds": wall,
         "median_examples_per_second": float(np.median(history.examples_per_second)) if args.epochs else None,
         "test_elbo_nats_per_image": final_test_elbo,
@@ -143,6 +189,12 @@ def cmd_train(args) -> int:
         "test_log_likelihood": None if log_px is None else {
             "k": log_px.k, "nats_per_image": log_px.mean, "standard_error": log_px.standard_error,
             "bits_per_dim": bits_per_dim(log_px.mean, config.input_dim, levels) if is_density else None},
+        # nats per test image: R = E KL(q(z|x) || p(z)), D = -E_q log p(x|z) (one z per image)
+        "rate": rd.rate, "distortion": rd.distortion,
+        "active_units": units.count,
+        "mutual_information": {"nats": mi.mutual_information, "standard_error": mi.standard_error,
+                               "aggregate_kl": mi.aggregate_kl, "images": min(len(X_test), MI_IMAGES),
+                               "log_n": mi.log_n},
     }
     write_text_atomically(out / "summary.json", json.dumps(summary, indent=1))
     save_npz(out / "params.npz", model.get_params())
@@ -157,6 +209,8 @@ def cmd_train(args) -> int:
 
     print(f"done in {wall:.1f} s ({summary['median_examples_per_second'] or 0:.0f} examples/s, median "
           f"over epochs); test ELBO {final_test_elbo:.2f} nats per image")
+    print(f"rate {rd.rate:.2f}, distortion {rd.distortion:.2f} nats per image; {units.count} of "
+          f"{config.latent_dim} latent dimensions active; I(x; z) {mi.mutual_information:.2f} nats")
     if log_px is not None:
         print(f"test log p(x) >= {log_px.mean:.2f} ± {log_px.standard_error:.2f} nats per image "
               f"(importance sampling, k = {log_px.k})")
@@ -274,6 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="log sigma^2 of the Gaussian likelihood (fixed, or the learned one's start)")
     train.add_argument("--objective", choices=["elbo", "iwae"], default="elbo")
     train.add_argument("--samples", type=int, default=1, help="K samples of z per image (IWAE's k)")
+    train.add_argument("--beta", type=float, default=1.0,
+                       help="the KL weight beta in NLL + beta KL (1: the ELBO; lesson 09)")
+    train.add_argument("--kl-warmup", type=int, default=0, metavar="EPOCHS",
+                       help="raise beta linearly from 0 over this many epochs (0: off)")
+    train.add_argument("--kl-cycles", type=int, default=0, metavar="N",
+                       help="cyclical KL weight (Fu et al., 2019): N cycles over the training (0: off)")
+    train.add_argument("--free-bits", type=float, default=0.0, metavar="NATS",
+                       help="free bits (Kingma et al., 2016): each latent dimension's KL counts at least NATS")
     train.add_argument("--eval-k", type=int, default=0,
                        help="also estimate the test log-likelihood by importance sampling with k samples")
     train.add_argument("--seed", type=int, default=0)

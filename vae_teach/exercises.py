@@ -18,8 +18,9 @@ interpolate), 02 (gaussian_kl, gaussian_entropy, ppca_posterior), 02b
 pytensor_kl_logsigma, pytensor_adam_updates: symbolic, need PyTensor), 05
 (torch_reparameterize, torch_loss, torch_checkpoint: need PyTorch), 06
 (factor_correlation, active_units, aggregate_posterior_density), 07
-(continuous_bernoulli_log_normalizer, bits_per_dim, optimal_gaussian_logvar) and 08
-(iwae_bound, k_sample_elbo, effective_sample_size).
+(continuous_bernoulli_log_normalizer, bits_per_dim, optimal_gaussian_logvar), 08
+(iwae_bound, k_sample_elbo, effective_sample_size) and 09 (collapsed_kl,
+free_bits_term, collapse_beta).
 """
 
 from __future__ import annotations
@@ -992,3 +993,77 @@ def check_effective_sample_size(effective_sample_size) -> bool:
         (np.sum(w_norm**2, axis=1), "that is sum_k w~^2 itself: the ESS is its reciprocal."),
         (np.ones(len(log_w)), "the normalised weights sum to 1: square them before summing."),
     ], shape_hint="One ESS per image: reduce over the K samples of each row (axis=1), giving (N,).")
+
+
+# --------------------------------------------------------------- lesson 09
+def check_collapsed_kl(collapsed_kl) -> bool:
+    """``collapsed_kl(eigenvalues, sigma2) -> (L,)``: each latent dimension's KL, nats, at the optimum
+    of a linear VAE with a diagonal q: 1/2 log(lambda_i / sigma^2) where lambda_i > sigma^2, else 0
+    (the dimension has collapsed)."""
+    eigenvalues, sigma2 = np.array([5.0, 3.0, 2.0, 1.2, 0.4]), 1.5
+    got, done = _attempt(collapsed_kl, eigenvalues.copy(), sigma2)
+    if not done:
+        return False
+    ratio = eigenvalues / sigma2
+    expected = 0.5 * np.log(np.maximum(ratio, 1.0))
+    return _judge("collapsed_kl", got, expected, [
+        (0.5 * np.log(ratio), "no dimension collapses in your answer: where lambda_i <= sigma^2 the best "
+                              "decoder row is 0, the posterior is the prior, and the KL is 0 (clip at 0)."),
+        (np.log(np.maximum(ratio, 1.0)), "twice the answer: a Gaussian KL has a factor 1/2."),
+        (0.5 * np.maximum(eigenvalues - sigma2, 0.0), "that is ||w_i||^2 / 2 = (lambda_i - sigma^2) / 2, the "
+                                                      "decoder row's squared length; the KL is 1/2 log(lambda_i / sigma^2)."),
+        (0.5 * np.log(np.maximum(sigma2 / eigenvalues, 1.0)), "the ratio is upside down: lambda_i / sigma^2."),
+    ], shape_hint="One KL per eigenvalue: (L,).")
+
+
+def check_free_bits_term(free_bits_term) -> bool:
+    """``free_bits_term(mu, logvar, lam) -> float``: the free-bits KL term of a minibatch,
+    sum_l max(lam, mean_n KL(q(z_l | x_n) || N(0, 1))), nats per image."""
+    from vae_teach.numpy_vae.layers import free_bits_kl_forward
+
+    rng = _rng()
+    mu, logvar = rng.normal(scale=[0.05, 1.0, 2.0], size=(6, 3)), rng.normal(scale=0.3, size=(6, 3)) - [0, 0.5, 1]
+    lam = 0.4
+    got, done = _attempt(free_bits_term, mu.copy(), logvar.copy(), lam)
+    if not done:
+        return False
+    expected, _ = free_bits_kl_forward(mu, logvar, lam)
+    kl_nl = 0.5 * (np.exp(logvar) + mu * mu - 1 - logvar)                          # (N, L)
+    return _judge("free_bits_term", got, expected, [
+        (np.mean(np.sum(np.maximum(kl_nl, lam), axis=1)), "the floor is applied per image: free bits hold each "
+                                                          "dimension's KL averaged over the minibatch, so take the "
+                                                          "mean over n first, then max(lam, .), then sum over l."),
+        (float(kl_nl.mean(axis=0).sum()), "that is the plain KL: no dimension is held at lam."),
+        (max(lam, float(np.mean(kl_nl.sum(axis=1)))), "the floor is applied to the total KL: Kingma et al. give "
+                                                       "each latent dimension its own floor, sum_l max(lam, mean_n KL_nl)."),
+        (np.sum(np.maximum(kl_nl.sum(axis=0), lam)), "summed over the minibatch: average over n (nats per image)."),
+        (np.sum(np.minimum(kl_nl.mean(axis=0), lam)), "min instead of max: the term is at least lam per dimension."),
+    ], shape_hint="One number for the minibatch.")
+
+
+def check_collapse_beta(collapse_beta) -> bool:
+    """``collapse_beta(S, sigma2) -> beta``: the KL weight above which every latent dimension of a linear
+    VAE (``vae_teach.linear_vae``) trained on covariance S (P, P) with decoder variance sigma2 has
+    collapsed, found by experiment. Accepted within 10% of the answer of the lesson's rule."""
+    S = np.diag([3.0, 1.5, 0.6])
+    sigma2 = 1.0
+    got, done = _attempt(collapse_beta, S.copy(), sigma2)
+    if not done:
+        return False
+    if got is None:
+        raise ExerciseMistake("collapse_beta returned None: did you forget the `return`?")
+    got = float(got)
+    eigenvalues = np.linalg.eigvalsh(S)
+    expected = eigenvalues.max() / sigma2
+    if abs(got - expected) <= 0.1 * expected:
+        print(f"✓ collapse_beta: correct (yours ≈ {got:.3g}; the rule: every dimension has collapsed above beta = {expected:g})")
+        return True
+    for wrong, message in ((eigenvalues.min() / sigma2, "that is where the first dimension collapses (the "
+                                                        "smallest eigenvalue); the question asks when the last, "
+                                                        "the largest eigenvalue's, does."),
+                           (sigma2 / eigenvalues.max(), "upside down: the rule is lambda_i <= beta sigma^2.")):
+        if abs(got - wrong) <= 0.1 * abs(wrong):
+            raise ExerciseMistake(f"collapse_beta: {message}")
+    raise ExerciseMistake(f"collapse_beta: {got:.3g} is not within 10% of where the last dimension collapses. "
+                          "Scan beta on a grid fine enough (or bisect), train to convergence at each, and count "
+                          "dimensions with a KL above 0.01 nats.")

@@ -67,6 +67,7 @@ from vae_teach.elbo import LOG_2PI
 from vae_teach.evaluate import dataset_elbo
 from vae_teach.interface import VAEConfig, check_params, draw_noise, init_params
 from vae_teach.numpy_vae.optim import DEFAULT_LR
+from vae_teach.schedules import as_schedule, is_elbo
 from vae_teach.training import History, fit
 
 COMPILEDIR_ENV_VAR = "VAE_TEACH_PYTENSOR_COMPILEDIR"
@@ -262,6 +263,8 @@ class PytensorVAE:
         self._Z = pt.matrix("Z", dtype=self.dtype)            # (N, L)
         self._eps = pt.tensor3("eps", dtype=self.dtype)       # (K, N, L)
         self._elbo = self._elbo_graph(self._X, self._eps)     # (N,)
+        # beta and lambda of loss_and_grads: shared, so new values need no new compilation (notebook 09)
+        self._kl_options = self._kl_shared("loss")
 
     # ----- the graph ----------------------------------------------------
     def _const(self, value):
@@ -380,10 +383,30 @@ class PytensorVAE:
         top = self._pytensor.gradient.zero_grad(log_w.max(axis=0))                  # (N,)
         return top + pt.log(pt.exp(log_w - top).mean(axis=0))
 
-    def _loss_graph(self, X, eps, objective: str = "elbo"):
-        """The scalar loss, nats per image: -mean_n ELBO_n or -mean_n IWAE_K(x_n)."""
-        bound = self._iwae_graph(X, eps) if objective == "iwae" else self._elbo_graph(X, eps)
-        return -bound.mean()
+    def _kl_shared(self, prefix: str):
+        """Two scalar shared variables of the model's dtype: beta (1) and lambda (0)."""
+        return (self._pytensor.shared(np.asarray(1.0, dtype=self.dtype), name=f"{prefix}_kl_weight"),
+                self._pytensor.shared(np.asarray(0.0, dtype=self.dtype), name=f"{prefix}_free_bits"))
+
+    def _loss_graph(self, X, eps, objective: str = "elbo", kl_options=None):
+        """The scalar loss, nats per image: -mean_n ELBO_n or -mean_n IWAE_K(x_n).
+
+        kl_options: (beta, lambda), scalar shared variables, for the ELBO only:
+        mean_n NLL_n + beta * KL term, the KL term mean_n KL_n when lambda = 0 and
+        Kingma et al.'s free bits sum_l max(lambda, mean_n KL_nl) when lambda > 0
+        (as the NumPy backend's ``free_bits_kl_forward``; notebook 09).
+        """
+        if objective == "iwae":
+            return -self._iwae_graph(X, eps).mean()
+        if kl_options is None:
+            return -self._elbo_graph(X, eps).mean()
+        pt, c = self._pt, self._const
+        kl_weight, free_bits = kl_options
+        mu, logvar, _, log_px = self._sample_graph(X, eps)
+        kl_nl = c(0.5) * (pt.exp(logvar) + mu * mu - c(1) - logvar)            # (N, L)
+        kl_term = pt.switch(pt.gt(free_bits, c(0)), pt.maximum(kl_nl.mean(axis=0), free_bits).sum(),
+                            kl_nl.sum(axis=-1).mean())
+        return -log_px.mean(axis=0).mean() + kl_weight * kl_term
 
     def _graph(self, key: str):
         """The symbolic inputs and outputs of the function ``key``."""
@@ -401,7 +424,8 @@ class PytensorVAE:
         if key == "iwae":
             return [X, eps], self._iwae_graph(X, eps)
         if key in ("loss_and_grads", "iwae_loss_and_grads"):
-            loss = self._loss_graph(X, eps, "iwae" if key == "iwae_loss_and_grads" else "elbo")
+            loss = (self._loss_graph(X, eps, "iwae") if key == "iwae_loss_and_grads"
+                    else self._loss_graph(X, eps, "elbo", self._kl_options))
             return [X, eps], [loss, *self._pytensor.grad(loss, list(self.params.values()))]
         raise ValueError(f"unknown function {key!r}; choose one of {FUNCTIONS}.")
 
@@ -474,16 +498,19 @@ class PytensorVAE:
         X = self._images(X)
         return self.function("iwae")(X, self._noise(eps, len(X)))
 
-    def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo"
-                       ) -> tuple[float, dict[str, np.ndarray]]:
+    def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo",
+                       kl_weight: float = 1.0, free_bits: float = 0.0) -> tuple[float, dict[str, np.ndarray]]:
         """loss and its gradient for every parameter, nats per image.
 
-        objective="elbo": loss = -mean_n ELBO_n; "iwae": loss = -mean_n IWAE_K(x_n)
+        objective="elbo": loss = -mean_n ELBO_n, or with kl_weight = beta and
+        free_bits = lambda mean_n NLL_n + beta * (the KL term, free bits when
+        lambda > 0; ``_loss_graph``, notebook 09); "iwae": loss = -mean_n IWAE_K(x_n)
         (notebook 08); each a compiled function of its own.
         Inputs: X: (N, D); eps: (K, N, L) or (N, L).
         Returns: loss (float), grads (dict, names and shapes as ``get_params``).
         """
         _check_objective(objective)
+        _set_kl_options(self._kl_options, objective, kl_weight, free_bits)
         X = self._images(X)
         key = "loss_and_grads" if objective == "elbo" else "iwae_loss_and_grads"
         loss, *grads = self.function(key)(X, self._noise(eps, len(X)))
@@ -492,7 +519,7 @@ class PytensorVAE:
     # ----- training -----------------------------------------------------
     def make_train_step(self, optimizer: str = "adam", lr: float | None = None, l2: float = 0.0,
                         n_samples: int = 1, noise_seed: int | None = None, objective: str = "elbo",
-                        **options) -> TrainStep:
+                        kl_weight: float = 1.0, free_bits: float = 0.0, **options) -> TrainStep:
         """One optimiser step on a minibatch, compiled with its update rule: see ``TrainStep``.
 
         optimizer: "sgd", "adagrad" or "adam" (torch.optim's formulas, as
@@ -500,19 +527,23 @@ class PytensorVAE:
         None); l2: weight decay, g = dw + l2 * w; n_samples: K draws of z per
         example; noise_seed: seeds the graph's random stream (default: the
         model's seed); objective: "elbo" or "iwae" (the IWAE_K bound, K the
-        noise's first axis, notebook 08); options: eps for adagrad; beta1,
+        noise's first axis, notebook 08); kl_weight, free_bits: beta and lambda
+        of ``loss_and_grads`` (``TrainStep.set_kl_options`` changes them
+        without recompiling, notebook 09); options: eps for adagrad; beta1,
         beta2, eps, moment_floor for adam.
 
         The model keeps one step per (optimizer, n_samples, objective), compiled
         on first use: asking again returns that same step, reset (new
-        hyper-parameters, zeroed optimiser state, reseeded noise), and compiles
-        nothing. The weights are not reset: ``set_params`` does that.
+        hyper-parameters, beta and lambda, zeroed optimiser state, reseeded
+        noise), and compiles nothing. The weights are not reset: ``set_params``
+        does that.
         """
         key = (optimizer, int(n_samples), objective)
         if key not in self._train_steps:
             self._train_steps[key] = TrainStep(self, optimizer, n_samples, objective)
         step = self._train_steps[key]
         step.reset(lr=lr, l2=l2, noise_seed=noise_seed, **options)
+        step.set_kl_options(kl_weight, free_bits)
         return step
 
     # ----- input checks (vae_teach.checks) ----------------------------
@@ -557,8 +588,13 @@ class TrainStep:
                        for name, value in {"lr": DEFAULT_LR[optimizer], "l2": 0.0,
                                            **OPTIMIZER_OPTIONS[optimizer]}.items()}
         self.rng = model._pt.random.shared_rng(seed=model.seed, name="noise_rng")
+        self.kl_options = model._kl_shared("step")               # beta, lambda: see set_kl_options
         self.state: dict = {}
         self._functions: dict = {}
+
+    def set_kl_options(self, kl_weight: float = 1.0, free_bits: float = 0.0) -> None:
+        """beta and lambda for the next steps (shared variables: no recompilation; notebook 09)."""
+        _set_kl_options(self.kl_options, self.objective, kl_weight, free_bits)
 
     # ----- hyper-parameters and state -----------------------------------
     @property
@@ -630,7 +666,7 @@ class TrainStep:
             else:
                 eps = model._eps
                 inputs = [X, eps]
-            loss = model._loss_graph(X, eps, self.objective)
+            loss = model._loss_graph(X, eps, self.objective, None if self.objective == "iwae" else self.kl_options)
             params = list(model.params.values())
             grads = model._pytensor.grad(loss, params)
             guarded = {}
@@ -691,6 +727,17 @@ class TrainStep:
         return {m: new_m, v: new_v, w: w - step_size * new_m / (pt.sqrt(new_v) / root_bc2 + cast(h["eps"]))}
 
 
+def _set_kl_options(shared, objective: str, kl_weight, free_bits) -> None:
+    """Check beta and lambda (finite, >= 0, ELBO only) and set the two shared variables."""
+    kl_weight = checks.nonnegative(kl_weight, "kl_weight")
+    free_bits = checks.nonnegative(free_bits, "free_bits")
+    if objective == "iwae" and (kl_weight != 1.0 or free_bits != 0.0):
+        raise ValueError("kl_weight and free_bits apply to the ELBO objective only; the IWAE bound has no "
+                         "separate KL term.")
+    for variable, value in zip(shared, (kl_weight, free_bits)):
+        variable.set_value(np.asarray(value, dtype=variable.dtype))
+
+
 # ----- training and inspection ---------------------------------------------
 def train(
     model: PytensorVAE,
@@ -703,6 +750,8 @@ def train(
     l2: float = 0.0,
     n_samples: int = 1,
     objective: str = "elbo",
+    kl_weight=1.0,
+    free_bits: float = 0.0,
     seed: int = 0,
     X_test: np.ndarray | None = None,
     binarize: str | None = None,
@@ -715,7 +764,10 @@ def train(
     lr: learning rate (the rule's default if None); l2: weight decay;
     n_samples: K draws of z per example, drawn in the graph from a generator
     seeded with seed + 1 (as the NumPy backend's); objective: "elbo" or "iwae"
-    (the IWAE_K bound with K = n_samples, notebook 08); X_test: (M, D), if
+    (the IWAE_K bound with K = n_samples, notebook 08); kl_weight: beta, a
+    float or a schedule of ``vae_teach.schedules`` (set before each step in a
+    shared variable, no recompilation); free_bits: lambda, nats per latent
+    dimension (notebook 09); X_test: (M, D), if
     given its ELBO is measured after every epoch, on X_test as given
     (binarise or dequantise it yourself to match ``binarize``); binarize: None,
     "static", "dynamic" or "dequantize", see ``vae_teach.training.fit``;
@@ -731,11 +783,23 @@ def train(
     X_train = model._images(X_train, "X_train")
     if X_test is not None:
         X_test = checks.model_images(model, X_test, "X_test")
+    schedule = as_schedule(kl_weight)
+    free_bits = checks.nonnegative(free_bits, "free_bits")
+    if objective == "iwae" and not (is_elbo(schedule) and free_bits == 0):
+        raise ValueError("kl_weight and free_bits apply to the ELBO objective only; the IWAE bound has no "
+                         "separate KL term.")
     step = model.make_train_step(optimizer, lr=lr, l2=l2, n_samples=n_samples, noise_seed=seed + 1,
-                                 objective=objective, **optimizer_options)
+                                 objective=objective, free_bits=free_bits, **optimizer_options)
+
+    def scheduled_step(X_batch: np.ndarray, beta: float) -> float:
+        if objective == "elbo":
+            step.set_kl_options(beta, free_bits)
+        return step.unchecked(X_batch)
+
     evaluate = None if X_test is None else (lambda: float(np.mean(dataset_elbo(model, X_test))))
-    return fit(step.unchecked, X_train, epochs=epochs, batch_size=batch_size, lr=step.lr, seed=seed,
-               evaluate=evaluate, binarize=binarize, progress=progress, desc=f"pytensor {optimizer}")
+    return fit(scheduled_step, X_train, epochs=epochs, batch_size=batch_size, lr=step.lr, seed=seed,
+               evaluate=evaluate, binarize=binarize, progress=progress, desc=f"pytensor {optimizer}",
+               kl_weight=schedule)
 
 
 def graph_text(model: PytensorVAE, rewritten: bool = False) -> str:

@@ -17,6 +17,7 @@ lists the first n values, for plots and tests.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 
@@ -107,6 +108,30 @@ def linear_warmup(beta: float, warmup_steps: int, total_steps: int | None = None
 def cyclical(beta: float, total_steps: int, n_cycles: int, ratio: float = 0.5) -> Cyclical:
     """Fu et al. (2019): ``n_cycles`` cycles over ``total_steps``, each rising for ``ratio`` of it."""
     return Cyclical(beta, total_steps, n_cycles, ratio)
+
+
+def as_schedule(kl_weight, total_steps: int | None = None):
+    """A float (a constant beta) or a schedule, as a schedule: the one form the training loops take.
+
+    With ``total_steps`` (the training's optimiser steps), a linear warm-up
+    longer than the training is refused, as ``linear_warmup`` does.
+    """
+    if callable(kl_weight):
+        schedule = kl_weight
+    elif isinstance(kl_weight, bool) or not isinstance(kl_weight, numbers.Real):
+        raise TypeError(f"kl_weight must be a number (beta) or a schedule from vae_teach.schedules (a "
+                        f"callable of the optimiser step), got {type(kl_weight).__name__}.")
+    else:
+        schedule = constant(kl_weight)
+    if (total_steps is not None and isinstance(schedule, LinearWarmup)
+            and schedule.warmup_steps > total_steps):
+        linear_warmup(schedule.beta, schedule.warmup_steps, total_steps)      # raises, saying what to do
+    return schedule
+
+
+def is_elbo(schedule) -> bool:
+    """True for the constant beta = 1 (the plain ELBO, which the IWAE objective requires)."""
+    return isinstance(schedule, Constant) and schedule.beta == 1.0
 
 
 def weights(schedule, n_steps: int) -> list[float]:

@@ -55,6 +55,7 @@ from vae_teach.interface import (
 )
 from vae_teach.numpy_vae.optim import DEFAULT_LR
 from vae_teach.files import atomic_path
+from vae_teach.schedules import as_schedule, is_elbo
 from vae_teach.training import BINARIZATIONS, History, check_finite, guarded_loss
 
 CHECKPOINT_FORMAT = "vae_teach.torch_vae/1"
@@ -294,7 +295,8 @@ class TorchVAE(nn.Module):
 
 def loss_function(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                   reduction: str = "mean", likelihood: str = "bernoulli",
-                  output_logvar: float | torch.Tensor = 0.0) -> torch.Tensor:
+                  output_logvar: float | torch.Tensor = 0.0, kl_weight: float = 1.0,
+                  free_bits: float = 0.0) -> torch.Tensor:
     """-ELBO = the likelihood's NLL of x under the logits + KL(q(z|x) || N(0, I)).
 
     The KL in closed form, Kingma & Welling (2014), Auto-Encoding Variational
@@ -306,10 +308,17 @@ def loss_function(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logva
     mu, logvar: (N, L). reduction: "mean" -> the loss, a scalar in nats per
     image (averaged over samples and the batch); "none" -> (N,) the
     per-example -ELBO (the NLL averaged over the K samples). likelihood,
-    output_logvar: see ``log_likelihood`` (notebook 07).
+    output_logvar: see ``log_likelihood`` (notebook 07). kl_weight: beta,
+    NLL + beta KL (1: the ELBO; else no longer a bound); free_bits: lambda > 0
+    replaces the batch's KL term by sum_l max(lambda, mean_n KL_nl) (Kingma et
+    al., 2016), as the NumPy backend's ``free_bits_kl_forward``; reduction
+    "mean" only, since the term is one number for the batch (notebook 09).
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}.")
+    if free_bits and reduction != "mean":
+        raise ValueError("free_bits holds each latent dimension's KL averaged over the batch: use "
+                         "reduction='mean'.")
     n_samples = logits.shape[0] if logits.dim() == 3 else 1
     if reduction == "mean":
         if likelihood == "bernoulli":                           # one fused kernel: training's hot path
@@ -317,13 +326,17 @@ def loss_function(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logva
             nll = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / (n_samples * len(mu))
         else:
             nll = -log_likelihood(logits, x, likelihood, output_logvar).sum() / (n_samples * len(mu))
-        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / len(mu)
-        return nll + kl
+        if free_bits > 0:                                       # sum_l max(lambda, mean_n KL_nl)
+            kl_per_dim = 0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar).mean(0)   # (L,)
+            kl = torch.clamp(kl_per_dim, min=free_bits).sum()
+        else:
+            kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / len(mu)
+        return nll + kl if kl_weight == 1 else nll + kl_weight * kl
     nll = -log_likelihood(logits, x, likelihood, output_logvar)                     # ([K,] N)
     if logits.dim() == 3:
         nll = nll.mean(0)
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=-1)          # (N,)
-    return nll + kl
+    return nll + kl if kl_weight == 1 else nll + kl_weight * kl
 
 
 def iwae_loss_function(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
@@ -440,21 +453,23 @@ class TorchModel:
         x = self._images(X)
         return _numpy(-_loss(self.module, x, self._noise(eps, len(x)), "iwae", reduction="none"))
 
-    def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo"
-                       ) -> tuple[float, dict[str, np.ndarray]]:
+    def loss_and_grads(self, X: np.ndarray, eps: np.ndarray, objective: str = "elbo",
+                       kl_weight: float = 1.0, free_bits: float = 0.0) -> tuple[float, dict[str, np.ndarray]]:
         """loss and its gradient (by autograd) for every shared parameter.
 
-        objective="elbo": loss = -mean_n ELBO_n (K samples, the analytic KL);
+        objective="elbo": loss = -mean_n ELBO_n (K samples, the analytic KL),
+        with kl_weight (beta) and free_bits (lambda) as ``loss_function``;
         "iwae": loss = -mean_n IWAE_K(x_n) (notebook 08). Nats per image.
         Inputs: X: (N, D); eps: (K, N, L) or (N, L).
         Returns: loss (float), grads (dict, names and shapes as ``get_params``).
         """
         _check_objective(objective)
+        kl_weight, free_bits = _check_kl_options(objective, kl_weight, free_bits)
         x = self._images(X)
         eps = self._noise(eps, len(x))
         module = self.module
         module.zero_grad(set_to_none=True)
-        loss = _loss(module, x, eps, objective)
+        loss = _loss(module, x, eps, objective, kl_weight=kl_weight, free_bits=free_bits)
         loss.backward()
         grads = {}
         for name, tensor in module.shared_parameters().items():
@@ -485,13 +500,24 @@ class TorchModel:
 
 
 def _loss(module: TorchVAE, x: torch.Tensor, eps: torch.Tensor, objective: str = "elbo",
-          reduction: str = "mean") -> torch.Tensor:
-    """The objective's loss (-ELBO or -IWAE_K) under the module's likelihood: x (N, D), eps (K, N, L)."""
+          reduction: str = "mean", kl_weight: float = 1.0, free_bits: float = 0.0) -> torch.Tensor:
+    """The objective's loss (-ELBO or -IWAE_K; beta and free bits for the ELBO) under the module's
+    likelihood: x (N, D), eps (K, N, L)."""
     logits, mu, logvar = module(x, eps)
     likelihood, output_logvar = module.config.likelihood, module.output_logvar
     if objective == "iwae":
         return iwae_loss_function(logits, x, mu, logvar, eps, reduction, likelihood, output_logvar)
-    return loss_function(logits, x, mu, logvar, reduction, likelihood, output_logvar)
+    return loss_function(logits, x, mu, logvar, reduction, likelihood, output_logvar, kl_weight, free_bits)
+
+
+def _check_kl_options(objective: str, kl_weight, free_bits) -> tuple[float, float]:
+    """beta and lambda checked (finite, >= 0) and refused with the IWAE objective."""
+    kl_weight = checks.nonnegative(kl_weight, "kl_weight")
+    free_bits = checks.nonnegative(free_bits, "free_bits")
+    if objective == "iwae" and (kl_weight != 1.0 or free_bits != 0.0):
+        raise ValueError("kl_weight and free_bits apply to the ELBO objective only; the IWAE bound has no "
+                         "separate KL term.")
+    return kl_weight, free_bits
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -532,7 +558,7 @@ def make_optimizer(module: TorchVAE, optimizer: str = "adam", lr: float | None =
 
 
 def _train_step(module: TorchVAE, opt: torch.optim.Optimizer, x: torch.Tensor, eps: torch.Tensor,
-                objective: str = "elbo") -> float:
+                objective: str = "elbo", kl_weight: float = 1.0, free_bits: float = 0.0) -> float:
     """One optimiser step on a minibatch x (B, D) with noise eps (K, B, L); returns the loss.
 
     The step is taken only if the loss and the gradient's norm (one fused
@@ -541,7 +567,7 @@ def _train_step(module: TorchVAE, opt: torch.optim.Optimizer, x: torch.Tensor, e
     ``vae_teach.training.check_finite`` to stop on. One host sync a step.
     """
     opt.zero_grad(set_to_none=True)
-    loss = _loss(module, x, eps, objective)
+    loss = _loss(module, x, eps, objective, kl_weight=kl_weight, free_bits=free_bits)
     loss.backward()
     grads = [p.grad for p in module.parameters() if p.grad is not None]
     value, grad_norm = torch.stack([loss.detach(), nn.utils.get_total_norm(grads).to(loss.dtype)]).tolist()
@@ -552,22 +578,25 @@ def _train_step(module: TorchVAE, opt: torch.optim.Optimizer, x: torch.Tensor, e
 
 
 def make_train_step(model, optimizer="adam", lr: float | None = None, l2: float = 0.0,
-                    objective: str = "elbo", **options) -> Callable[[np.ndarray, np.ndarray], float]:
+                    objective: str = "elbo", kl_weight: float = 1.0, free_bits: float = 0.0,
+                    **options) -> Callable[[np.ndarray, np.ndarray], float]:
     """``step(X_batch, eps) -> loss``: one step with the given noise, for agreement tests.
 
     model: ``TorchModel`` or ``TorchVAE``; optimizer: a name (built by
     ``make_optimizer`` with lr, l2, options) or a ``torch.optim.Optimizer``;
-    objective: "elbo" or "iwae" (K = eps.shape[0]).
+    objective: "elbo" or "iwae" (K = eps.shape[0]); kl_weight, free_bits:
+    beta and lambda of ``loss_function``.
     X_batch: (B, D); eps: (K, B, L) NumPy. Returns: the loss before the step (float).
     """
     _check_objective(objective)
+    kl_weight, free_bits = _check_kl_options(objective, kl_weight, free_bits)
     model = _as_model(model)
     opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else \
         make_optimizer(model.module, optimizer, lr, l2, **options)
 
     def step(X_batch: np.ndarray, eps: np.ndarray) -> float:
         x = model._images(X_batch, "X_batch")
-        return _train_step(model.module, opt, x, model._noise(eps, len(x)), objective)
+        return _train_step(model.module, opt, x, model._noise(eps, len(x)), objective, kl_weight, free_bits)
 
     return step
 
@@ -583,6 +612,8 @@ def train(
     l2: float = 0.0,
     n_samples: int = 1,
     objective: str = "elbo",
+    kl_weight=1.0,
+    free_bits: float = 0.0,
     seed: int = 0,
     X_test: np.ndarray | None = None,
     binarize: str | None = None,
@@ -602,6 +633,10 @@ def train(
     default if None; l2: weight decay; n_samples: K draws of z per example;
     objective: "elbo" (the K-sample ELBO) or "iwae" (the IWAE_K bound with
     K = n_samples, notebook 08); the history's "ELBO" is then the IWAE bound;
+    kl_weight: beta, a float or a schedule of ``vae_teach.schedules`` (a
+    callable of the optimiser step: warm-up, cyclical); free_bits: lambda,
+    nats per latent dimension (notebook 09); with beta != 1 or lambda > 0 the
+    history's train "ELBO" is minus that loss, not an ELBO;
     X_test: (M, D), if given its ELBO (``dataset_elbo``) is measured after
     every epoch, on X_test as given (binarise or dequantise it yourself, once,
     to match ``binarize``); binarize: None, "threshold" (x > 0.5), "static" (one
@@ -619,6 +654,11 @@ def train(
                          lr=lr, l2=l2)
     checks.choice(binarize, "binarize", BINARIZATIONS)
     _check_objective(objective)
+    schedule = as_schedule(kl_weight, epochs * math.ceil(len(X_train) / batch_size))
+    free_bits = checks.nonnegative(free_bits, "free_bits")
+    if objective == "iwae" and not (is_elbo(schedule) and free_bits == 0):
+        raise ValueError("kl_weight and free_bits apply to the ELBO objective only; the IWAE bound has no "
+                         "separate KL term.")
     if X_test is not None:
         X_test = checks.images(_host(X_test), "X_test", model.config.input_dim, model.config.likelihood)
     module = model.module
@@ -656,7 +696,8 @@ def train(
                 x = X_epoch[order[first:first + batch_size]]        # (B, D)
                 eps = torch.randn((n_samples, len(x), latent_dim), generator=generator,
                                   dtype=X.dtype, device=X.device)    # (K, B, L)
-                loss = _train_step(module, opt, x, eps, objective)   # the one host sync a step
+                loss = _train_step(module, opt, x, eps, objective,      # the one host sync a step
+                                   float(schedule(global_step)), free_bits)
                 global_step += 1
                 check_finite(loss, global_step, epoch, lr, last_finite)
                 last_finite = loss

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from vae_teach import checks
 from vae_teach.data import binarize_dynamic, binarize_static, binarize_threshold, dequantize, minibatches
 from vae_teach.files import read_json, write_text_atomically
+from vae_teach.schedules import as_schedule
 
 BINARIZATIONS = (None, "threshold", "static", "dynamic", "dequantize")
 
@@ -111,6 +112,7 @@ def fit(
     binarize: str | None = None,
     progress: bool = True,
     desc: str = "training",
+    kl_weight=None,
 ) -> History:
     """Run ``epochs`` passes of ``step`` over seeded minibatches of ``X_train``.
 
@@ -121,7 +123,10 @@ def fit(
     x ~ Bernoulli(intensity), made once from ``seed`` and kept: the
     literature's static binarisation; until lesson 07's revision "static"
     meant "threshold"), "dynamic" (a new 0/1 draw every epoch) or "dequantize" (uniform noise within each 8-bit level, resampled
-    every epoch: lesson 07); progress: show a tqdm bar.
+    every epoch: lesson 07); progress: show a tqdm bar; kl_weight: None
+    (``step`` is called as ``step(X_batch)``), or beta, a float or a schedule
+    of ``vae_teach.schedules`` (a callable of the optimiser step t = 0, 1, ...),
+    and then ``step(X_batch, beta_t)`` (the collapse lesson, 09).
     Returns: a ``History``. Raises ``TrainingDivergedError`` when a step returns NaN or
     inf (see the module docstring), ValueError or TypeError for bad arguments.
     """
@@ -133,6 +138,7 @@ def fit(
         binarize, lambda X: X)(X_train)
     history = History()
     n_batches = math.ceil(len(X_train) / batch_size)
+    schedule = None if kl_weight is None else as_schedule(kl_weight, epochs * n_batches)
     bar = tqdm(total=epochs * n_batches, desc=desc, disable=not progress, leave=False)
     global_step, last_finite = 0, None
     try:
@@ -146,7 +152,7 @@ def fit(
             start = time.perf_counter()
             epoch_losses, epoch_sizes = [], []
             for X_batch in minibatches(X_epoch, batch_size, rng):
-                loss = float(step(X_batch))
+                loss = float(step(X_batch) if schedule is None else step(X_batch, float(schedule(global_step))))
                 global_step += 1
                 check_finite(loss, global_step, epoch, lr, last_finite)
                 last_finite = loss
