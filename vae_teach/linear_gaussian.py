@@ -175,9 +175,10 @@ class LinearGaussian:
 
     def _data_and_latents(self, X, Z) -> tuple[np.ndarray, np.ndarray]:
         """X (N, D) and Z (..., N, L), one row of Z per row of X; or one image X (1, D) scored
-        against every code (the gradient estimators' use). Nothing else is broadcast."""
+        against every code (the gradient estimators' use); or codes Z (..., 1, L) shared by every
+        image (lesson 02's grid over z). Nothing else is broadcast."""
         X, Z = self._data(X), self._latents(Z)
-        if Z.ndim < 2 or (Z.shape[-2] != len(X) and len(X) != 1):
+        if Z.ndim < 2 or (Z.shape[-2] != len(X) and len(X) != 1 and Z.shape[-2] != 1):
             raise ValueError(f"Z must be (..., N, L) with N = {len(X)} as X (one code per image), got "
                              f"{checks.describe(Z)}; X has shape {X.shape}.")
         return X, Z
