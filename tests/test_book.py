@@ -185,8 +185,16 @@ def site(tmp_path_factory) -> Path:
         return Path(os.environ["VAE_TEACH_BOOK"]).resolve()
     if not _have_mathjax():
         pytest.skip("no MathJax 2: install Debian's libjs-mathjax (scripts/install_system_packages.sh does it)")
+    # In a process of its own, as `make book` runs it: Sphinx's in-process state did not survive the
+    # rest of the suite ("weakly-referenced object no longer exists" after the other tests had run).
+    import subprocess
+    import sys
+
     start = time.perf_counter()
-    out = book.build(tmp_path_factory.mktemp("book") / "site", log=lambda *a: None)
+    out = tmp_path_factory.mktemp("book") / "site"
+    result = subprocess.run([sys.executable, "-m", "vae_teach.book", "--out", str(out)], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, f"the book did not build:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     print(f"\nbook built in {time.perf_counter() - start:.0f} s")
     return out
 

@@ -634,7 +634,7 @@ def binarize_static(X: np.ndarray, rng: np.random.Generator | int | None = None)
             "binarize_static(X, rng) draws one fixed stochastic binarisation and needs a seed or "
             "Generator; to threshold at 0.5 (its old meaning) call binarize_threshold(X)"
         )
-    return binarize_dynamic(X, rng)
+    return binarize_dynamic(checks.unit_interval(X, "X", "binarize_static"), rng)
 
 
 def binarize_dynamic(X: np.ndarray, rng: np.random.Generator | int) -> np.ndarray:

@@ -70,13 +70,23 @@ def bernoulli_log_likelihood(X: np.ndarray, logits: np.ndarray) -> np.ndarray:
 
 
 def _data_and_logits(X, logits, likelihood: str) -> tuple[np.ndarray, np.ndarray]:
-    """X (N, D) in the likelihood's range and logits (..., N, D) ending in X's shape, both finite."""
-    X = checks.images(X, "X", likelihood=likelihood)
+    """X (..., D) in the likelihood's range and logits (..., D), both finite.
+
+    The pixel axis must match: one logit per pixel. The leading axes broadcast as NumPy's do: logits
+    (K, N, D) against X (N, D) (K samples of z per image), samples of X (S, N, D) against logits
+    (N, D), or one row of logits (D,) for every image. Logits (N, 1) against X (N, D) are refused.
+    """
+    X = checks.pixel_range(checks.finite(checks.numeric_array(X, "X"), "X", "pixels"), "X", likelihood)
     logits = checks.finite(checks.numeric_array(logits, "logits"), "logits")
-    if logits.shape[-2:] != X.shape:
-        raise ValueError(f"logits must have shape (..., N, D) ending in X's shape {X.shape}, got "
-                         f"{checks.describe(logits)}: one logit per pixel of every image (nothing is "
-                         f"broadcast).")
+    if X.ndim < 1 or logits.ndim < 1 or logits.shape[-1] != X.shape[-1]:
+        raise ValueError(f"logits must have one entry per pixel, shape (..., D) with D = "
+                         f"{X.shape[-1] if X.ndim else '?'} as X, got {checks.describe(logits)} (X has "
+                         f"{checks.describe(X)}): pass the decoder's logits for every pixel.")
+    try:
+        np.broadcast_shapes(X.shape, logits.shape)
+    except ValueError:
+        raise ValueError(f"logits of shape {logits.shape} do not line up with X of shape {X.shape}: their "
+                         f"leading axes must broadcast, e.g. logits (K, N, D) for X (N, D).") from None
     return X, logits
 
 
