@@ -18,8 +18,9 @@ setup: $(BIN)/.installed
 series: setup
 	$(BIN)/vae-teach run-notebooks --notebooks notebooks --out build
 
+# One pytest worker per core (pytest-xdist), each lesson's cells on one worker (conftest.py).
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # The book: a static site of the committed, executed lessons (nothing is re-run), with search,
 # the bibliography and the API pages, readable offline; it goes to build/book/ (open index.html).

@@ -63,8 +63,9 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-# The thread count the committed notebooks are executed with; the test suite re-runs them with
-# another (tests/conftest.py), so an output that depends on it fails nbval.
+# The thread count the committed notebooks are executed with (and a student's run, vae_teach.threads);
+# `pytest notebooks/NN_name.ipynb` re-runs one with another (the root conftest.py), so an output that
+# depends on it fails nbval.
 COMMITTED_THREADS = 1
 
 

@@ -9,9 +9,10 @@ compiled code calls too, and PyTorch's) with ``default_threads()`` threads:
 1, unless ``$VAE_TEACH_THREADS`` says otherwise.
 
 Override it for a session with ``limit_threads(4)``, or for every lesson with
-``VAE_TEACH_THREADS=4 make series``. The test suite runs the lessons with a
-different count than the one they were committed with (tests/conftest.py), so
-a printed number that depends on the thread count fails there.
+``VAE_TEACH_THREADS=4 make series``. ``pytest notebooks/NN_name.ipynb`` runs a
+lesson with a different count than the one it was committed with (the root
+conftest.py), so a printed number that depends on the thread count fails there;
+``make test`` runs two lessons at a time, one thread each.
 """
 
 from __future__ import annotations
