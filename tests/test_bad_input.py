@@ -31,6 +31,12 @@ def numpy_model():
     return NumpyVAE(CONFIG, seed=0)
 
 
+# The checks and the training loop's divergence handling sit in Python, before and after the compiled
+# functions; FAST_COMPILE builds those in ~2 s where the default Numba backend takes ~50 s cold
+# (tests/test_pytensor_vae.py ties the modes' numbers together).
+PYTENSOR_MODE = "FAST_COMPILE"
+
+
 def pytensor_model():
     if importlib.util.find_spec("pytensor") is None:   # not importorskip: vae_teach chooses the compiledir first
         pytest.skip("pip install 'vae_teach[pytensor]'")
@@ -46,10 +52,6 @@ def torch_model():
     return TorchModel(CONFIG, seed=0, device="cpu")
 
 
-# The checks and the training loop's divergence handling sit in Python, before and after the compiled
-# functions; FAST_COMPILE builds those in ~2 s where the default Numba backend takes ~50 s cold
-# (tests/test_pytensor_vae.py ties the modes' numbers together).
-PYTENSOR_MODE = "FAST_COMPILE"
 BACKENDS = {"numpy": numpy_model, "pytensor": pytensor_model, "torch": torch_model}
 
 # (call on a model, error type, regex the message must match: the argument and the remedy)

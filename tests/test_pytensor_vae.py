@@ -187,6 +187,7 @@ def test_every_compile_mode_gives_the_same_elbo():
         assert err < 1e-12, f"{mode} and NUMBA ELBOs differ by relative {err:.1e} (expected round-off, < 1e-12)"
 
 
+# ----- the protocol -----------------------------------------------------------
 def test_meets_the_protocol_with_numpy_arrays_of_the_right_shapes():
     model = shared_model(CONFIGS[0])
     assert isinstance(model, VAEModel)
